@@ -1,0 +1,108 @@
+//! The one error type of this crate. Messages say what to do; none contains a password.
+
+use std::error::Error as _;
+use std::fmt::Write as _;
+
+use crate::names::NameError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+
+    #[error(
+        "database {database:?} exists but is not managed by usualstore (its comment carries no \
+         usualstore marker); choose another database name, or drop or rename that database first"
+    )]
+    NotManaged { database: String },
+
+    #[error(
+        "tenant database {database:?} already exists and is ready; import it instead \
+         (terraform import) of creating it again"
+    )]
+    AlreadyExists { database: String },
+
+    #[error("tenant database {database:?} does not exist; create the tenant first")]
+    NotFound { database: String },
+
+    #[error(
+        "role {role:?} already exists but was not created by usualstore for this tenant; drop or \
+         rename that role, or choose another database name"
+    )]
+    RoleConflict { role: String },
+
+    #[error("could not connect to PostgreSQL at {target} as user {user:?}: {reason}")]
+    Connect {
+        /// `host:port/database`, never the password.
+        target: String,
+        user: String,
+        reason: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    #[error("{context}: {}", describe(.source))]
+    Database {
+        context: String,
+        /// SQLSTATE of the server's error, when the server sent one.
+        sqlstate: Option<String>,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    #[error("store schema migrations: {0}")]
+    Schema(#[from] usualstore_schema::SchemaError),
+}
+
+impl TenantError {
+    /// The SQLSTATE, for callers that branch on specific server errors.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            TenantError::Database { sqlstate, .. } => sqlstate.as_deref(),
+            TenantError::Connect { source, .. } => source.code().map(|code| code.code()),
+            _ => None,
+        }
+    }
+}
+
+/// Wraps a driver error with what we were doing, keeping the SQLSTATE.
+pub(crate) fn db_error(context: impl Into<String>, source: tokio_postgres::Error) -> TenantError {
+    TenantError::Database {
+        context: context.into(),
+        sqlstate: source.code().map(|code| code.code().to_owned()),
+        source,
+    }
+}
+
+/// Extension to attach context to driver results: `.context("creating role x")?`.
+pub(crate) trait DbResultExt<T> {
+    fn context(self, context: impl Into<String>) -> Result<T, TenantError>;
+}
+
+impl<T> DbResultExt<T> for Result<T, tokio_postgres::Error> {
+    fn context(self, context: impl Into<String>) -> Result<T, TenantError> {
+        self.map_err(|source| db_error(context, source))
+    }
+}
+
+/// tokio-postgres' own `Display` says only "db error"; spell out the server's message, detail,
+/// hint and SQLSTATE, or the underlying I/O cause.
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            let _ = write!(text, "; detail: {detail}");
+        }
+        if let Some(hint) = db.hint() {
+            let _ = write!(text, "; hint: {hint}");
+        }
+        return text;
+    }
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let _ = write!(text, ": {inner}");
+        cause = inner.source();
+    }
+    text
+}

@@ -1,0 +1,37 @@
+//! Every PostgreSQL operation behind the `usualstore_tenant` resource.
+//!
+//! A tenant is a database `D` owned by the NOLOGIN group role `D_owner`, with the groups
+//! `D_admin`, `D_developer` and `D_customer` for login users, locked-down privileges (PUBLIC may
+//! not even connect), default privileges for tables added by later migrations, the store schema,
+//! and a JSON comment on the database holding the tenant name, plan and status. Everything
+//! works for a superuser operator and for a managed-PostgreSQL style operator with only
+//! CREATEDB and CREATEROLE.
+//!
+//! Entry points: [`create_tenant`], [`read_tenant`], [`update_tenant`], [`delete_tenant`], all
+//! taking a [`Server`].
+
+mod catalog;
+mod converge;
+mod database;
+mod error;
+mod metadata;
+mod model;
+mod names;
+mod plan;
+mod roles;
+mod server;
+mod sql;
+mod tenant;
+
+pub use error::TenantError;
+pub use metadata::TenantState;
+pub use names::{
+    MAX_DATABASE_NAME_LEN, MAX_TENANT_NAME_CHARS, NameError, RoleKind, RoleNames,
+    validate_database_name, validate_identifier, validate_tenant_name,
+};
+pub use plan::{Plan, PlanParseError};
+pub use server::{Server, Session};
+pub use sql::{quote_ident, quote_literal};
+pub use tenant::{
+    TenantSpec, TenantStatus, create_tenant, delete_tenant, read_tenant, update_tenant,
+};

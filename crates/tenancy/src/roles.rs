@@ -1,0 +1,295 @@
+//! The tenant's group roles: create, adopt, reset, drop. Runs on the maintenance database.
+//!
+//! Role DDL on one role from two sessions at once can fail with "tuple concurrently updated",
+//! so every change to a role happens in a transaction holding an advisory lock keyed by the
+//! role's name.
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::catalog::{RoleRow, fetch_roles};
+use crate::error::{DbResultExt, TenantError};
+use crate::metadata::{render_role_comment, role_comment_matches};
+use crate::names::{RoleKind, RoleNames};
+use crate::sql::{quote_ident, quote_literal};
+
+/// First key of the two-key advisory locks on roles; the second is `hashtext(role name)`.
+/// Two-key locks live in a different key space from single-bigint locks.
+const ROLE_LOCK_CLASS: i32 = 0x7573_0001;
+
+/// What we found under a role name.
+#[derive(Debug, Clone)]
+pub(crate) enum RoleState {
+    Missing,
+    Ours(RoleRow),
+    Foreign,
+}
+
+impl RoleState {
+    pub fn ours(&self) -> Option<&RoleRow> {
+        match self {
+            RoleState::Ours(row) => Some(row),
+            _ => None,
+        }
+    }
+}
+
+/// The state of each of the tenant's four role names, in `RoleKind::ALL` order.
+pub(crate) async fn role_states(
+    client: &Client,
+    database: &str,
+    names: &RoleNames,
+) -> Result<Vec<(RoleKind, RoleState)>, TenantError> {
+    let wanted: Vec<&str> = names.iter().map(|(_, name)| name).collect();
+    let rows = fetch_roles(client, &wanted).await?;
+    Ok(names
+        .iter()
+        .map(|(kind, name)| {
+            let state = match rows.iter().find(|row| row.name == name) {
+                None => RoleState::Missing,
+                Some(row) if role_comment_matches(row.comment.as_deref(), database, kind) => {
+                    RoleState::Ours(row.clone())
+                }
+                Some(_) => RoleState::Foreign,
+            };
+            (kind, state)
+        })
+        .collect())
+}
+
+/// The row of the role of `kind` when it exists and is ours.
+pub(crate) fn our_role(states: &[(RoleKind, RoleState)], kind: RoleKind) -> Option<&RoleRow> {
+    states
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .and_then(|(_, state)| state.ours())
+}
+
+async fn lock_role(client: &impl GenericClient, role: &str) -> Result<(), TenantError> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&ROLE_LOCK_CLASS, &role],
+        )
+        .await
+        .context(format!("waiting for the lock on role {role:?}"))?;
+    Ok(())
+}
+
+/// Creates the missing group roles and checks that existing ones are ours.
+///
+/// Conflicts are checked for all four names before anything is created, so a conflict leaves
+/// nothing behind. Names of roles created here are pushed to `created` as they are created, so a
+/// caller can undo exactly those even when a later step fails.
+pub(crate) async fn ensure_roles(
+    client: &mut Client,
+    database: &str,
+    names: &RoleNames,
+    created: &mut Vec<String>,
+) -> Result<(), TenantError> {
+    for (kind, state) in role_states(client, database, names).await? {
+        if matches!(state, RoleState::Foreign) {
+            return Err(TenantError::RoleConflict {
+                role: names.get(kind).to_owned(),
+            });
+        }
+    }
+    for (kind, name) in names.iter() {
+        let transaction = client
+            .transaction()
+            .await
+            .context("starting the role transaction")?;
+        lock_role(&transaction, name).await?;
+        // Re-check under the lock: a concurrent create of the same tenant may have won.
+        let existing = fetch_roles(transaction.client(), &[name]).await?;
+        match existing.first() {
+            Some(row) if role_comment_matches(row.comment.as_deref(), database, kind) => {
+                tracing::debug!(role = name, "adopting existing usualstore role");
+                transaction
+                    .rollback()
+                    .await
+                    .context("ending the role transaction")?;
+                continue;
+            }
+            Some(_) => {
+                return Err(TenantError::RoleConflict {
+                    role: name.to_owned(),
+                });
+            }
+            None => {}
+        }
+        tracing::info!(role = name, kind = %kind, "creating group role");
+        transaction
+            .batch_execute(&format!(
+                "CREATE ROLE {role} NOLOGIN INHERIT; COMMENT ON ROLE {role} IS {comment}",
+                role = quote_ident(name),
+                comment = quote_literal(&render_role_comment(database, kind)),
+            ))
+            .await
+            .context(format!("creating role {name:?}"))?;
+        transaction
+            .commit()
+            .await
+            .context(format!("committing role {name:?}"))?;
+        created.push(name.to_owned());
+    }
+    Ok(())
+}
+
+/// Drift of the roles themselves (attributes, memberships), for Read.
+pub(crate) fn describe_role_drift(row: &RoleRow) -> Vec<String> {
+    let mut lines = Vec::new();
+    let fixes = row.attribute_fixes();
+    if !fixes.is_empty() {
+        lines.push(format!(
+            "role {:?} has attributes a group role must not have (needs {})",
+            row.name,
+            fixes.join(", ")
+        ));
+    }
+    for group in &row.member_of {
+        lines.push(format!(
+            "role {:?} is a member of {group:?}; group roles belong to no other role",
+            row.name
+        ));
+    }
+    lines
+}
+
+/// Resets a group role to a plain NOLOGIN role that belongs to no other role.
+pub(crate) async fn reset_role(client: &mut Client, row: &RoleRow) -> Result<(), TenantError> {
+    let fixes = row.attribute_fixes();
+    if fixes.is_empty() && row.member_of.is_empty() {
+        return Ok(());
+    }
+    let transaction = client
+        .transaction()
+        .await
+        .context("starting the role transaction")?;
+    lock_role(&transaction, &row.name).await?;
+    if !fixes.is_empty() {
+        tracing::info!(role = %row.name, fixes = %fixes.join(" "), "resetting group role attributes");
+        transaction
+            .batch_execute(&format!(
+                "ALTER ROLE {} {}",
+                quote_ident(&row.name),
+                fixes.join(" ")
+            ))
+            .await
+            .context(format!("resetting the attributes of role {:?}", row.name))?;
+    }
+    for group in &row.member_of {
+        tracing::info!(role = %row.name, %group, "removing group role from another role");
+        transaction
+            .batch_execute(&format!(
+                "REVOKE {} FROM {}",
+                quote_ident(group),
+                quote_ident(&row.name)
+            ))
+            .await
+            .context(format!("removing role {:?} from {group:?}", row.name))?;
+    }
+    transaction
+        .commit()
+        .await
+        .context(format!("committing changes to role {:?}", row.name))?;
+    Ok(())
+}
+
+/// True when the connected user is a superuser.
+pub(crate) async fn operator_is_superuser(client: &Client) -> Result<bool, TenantError> {
+    let row = client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .context("checking whether the operator is a superuser")?;
+    Ok(row.get(0))
+}
+
+/// A non-superuser operator must be a member of the owner role to create the database owned by
+/// it, to `SET ROLE` to it and to drop the database. PostgreSQL 15 does not make the creator of
+/// a role a member; 16+ makes it one with ADMIN only. Either way an explicit grant settles it.
+pub(crate) async fn ensure_operator_membership(
+    client: &mut Client,
+    owner_role: &str,
+) -> Result<(), TenantError> {
+    if operator_is_superuser(client).await? {
+        return Ok(());
+    }
+    let transaction = client
+        .transaction()
+        .await
+        .context("starting the membership transaction")?;
+    lock_role(&transaction, owner_role).await?;
+    let row = transaction
+        .query_one(
+            "SELECT pg_has_role(current_user, $1::text::name, 'USAGE')",
+            &[&owner_role],
+        )
+        .await
+        .context(format!(
+            "checking the operator's membership in {owner_role:?}"
+        ))?;
+    let is_member: bool = row.get(0);
+    if !is_member {
+        tracing::info!(role = owner_role, "granting the owner role to the operator");
+        transaction
+            .batch_execute(&format!(
+                "GRANT {} TO CURRENT_USER",
+                quote_ident(owner_role)
+            ))
+            .await
+            .context(format!("granting role {owner_role:?} to the operator"))?;
+    }
+    transaction
+        .commit()
+        .await
+        .context("committing the operator's membership")?;
+    Ok(())
+}
+
+/// Drops those of the given roles that still exist and are ours for `database`; others are left
+/// alone. Members lose their membership with the role. Returns the names dropped.
+pub(crate) async fn drop_our_roles(
+    client: &mut Client,
+    database: &str,
+    roles: &[(RoleKind, &str)],
+) -> Result<Vec<String>, TenantError> {
+    let mut dropped = Vec::new();
+    for &(kind, name) in roles {
+        let transaction = client
+            .transaction()
+            .await
+            .context("starting the role transaction")?;
+        lock_role(&transaction, name).await?;
+        let existing = fetch_roles(transaction.client(), &[name]).await?;
+        let ours = existing
+            .first()
+            .is_some_and(|row| role_comment_matches(row.comment.as_deref(), database, kind));
+        if !ours {
+            if !existing.is_empty() {
+                tracing::warn!(
+                    role = name,
+                    "leaving role alone: it is not a usualstore role of this tenant"
+                );
+            }
+            transaction
+                .rollback()
+                .await
+                .context("ending the role transaction")?;
+            continue;
+        }
+        tracing::info!(role = name, "dropping group role");
+        transaction
+            .batch_execute(&format!("DROP ROLE {}", quote_ident(name)))
+            .await
+            .context(format!("dropping role {name:?}"))?;
+        transaction
+            .commit()
+            .await
+            .context(format!("committing the drop of role {name:?}"))?;
+        dropped.push(name.to_owned());
+    }
+    Ok(dropped)
+}

@@ -1,0 +1,168 @@
+//! Connections to the PostgreSQL server: the maintenance database and tenant databases.
+
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, Config, NoTls, Socket};
+
+use crate::error::{TenantError, describe};
+
+/// Database used when the configuration names none, as libpq tools do for administration.
+const DEFAULT_MAINTENANCE_DATABASE: &str = "postgres";
+
+type ConnectFuture<'a> = Pin<
+    Box<dyn Future<Output = Result<(Client, JoinHandle<()>), tokio_postgres::Error>> + Send + 'a>,
+>;
+
+/// Object-safe face of a TLS connector, so `Server` needs no type parameter.
+trait Connect: Send + Sync {
+    fn connect<'a>(&'a self, config: &'a Config) -> ConnectFuture<'a>;
+}
+
+struct TlsConnector<T>(T);
+
+impl<T> Connect for TlsConnector<T>
+where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    fn connect<'a>(&'a self, config: &'a Config) -> ConnectFuture<'a> {
+        Box::pin(async move {
+            let (client, connection) = config.connect(self.0.clone()).await?;
+            let task = tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(error = %describe(&error), "PostgreSQL connection ended with an error");
+                }
+            });
+            Ok((client, task))
+        })
+    }
+}
+
+/// The PostgreSQL server the operator administers: connection settings for the maintenance
+/// database plus the TLS connector. Cheap to clone.
+///
+/// TLS follows the `Config`'s `sslmode` the way libpq does (`disable`, `prefer`, `require`);
+/// whether `require` verifies the certificate is up to the connector the caller supplies.
+#[derive(Clone)]
+pub struct Server {
+    config: Config,
+    connector: Arc<dyn Connect>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `Config`'s Debug redacts the password; say so explicitly by not printing it at all.
+        f.debug_struct("Server")
+            .field("target", &self.target(self.maintenance_database()))
+            .field("user", &self.config.get_user())
+            .finish()
+    }
+}
+
+impl Server {
+    /// `config` points at the maintenance database (default `postgres` when it names none);
+    /// `tls` is any tokio-postgres TLS connector, e.g. `tokio_postgres_rustls::MakeRustlsConnect`.
+    pub fn new<T>(config: Config, tls: T) -> Server
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        Server {
+            config,
+            connector: Arc::new(TlsConnector(tls)),
+        }
+    }
+
+    /// A server reached without TLS (`sslmode=require` then fails to connect, as it should).
+    pub fn without_tls(config: Config) -> Server {
+        Server::new(config, NoTls)
+    }
+
+    pub fn maintenance_database(&self) -> &str {
+        self.config
+            .get_dbname()
+            .unwrap_or(DEFAULT_MAINTENANCE_DATABASE)
+    }
+
+    /// The user the operations run as.
+    pub fn user(&self) -> &str {
+        self.config.get_user().unwrap_or_default()
+    }
+
+    /// Connects to the maintenance database.
+    pub async fn connect_maintenance(&self) -> Result<Session, TenantError> {
+        let database = self.maintenance_database().to_owned();
+        self.connect_to(&database).await
+    }
+
+    /// Connects to `database` with the same credentials and TLS settings.
+    pub async fn connect_to(&self, database: &str) -> Result<Session, TenantError> {
+        let mut config = self.config.clone();
+        config.dbname(database);
+        if config.get_application_name().is_none() {
+            config.application_name("usualstore");
+        }
+        tracing::debug!(target = %self.target(database), "connecting to PostgreSQL");
+        match self.connector.connect(&config).await {
+            Ok((client, task)) => Ok(Session { client, task }),
+            Err(source) => Err(TenantError::Connect {
+                target: self.target(database),
+                user: self.user().to_owned(),
+                reason: describe(&source),
+                source,
+            }),
+        }
+    }
+
+    /// `host:port/database` for messages; never includes credentials.
+    fn target(&self, database: &str) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(name)) => name.clone(),
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}/{database}")
+    }
+}
+
+/// One open connection. Dereferences to the `Client`; call [`Session::close`] to wait until the
+/// server has seen the disconnect, which matters where connection limits count our sessions.
+pub struct Session {
+    client: Client,
+    task: JoinHandle<()>,
+}
+
+impl Session {
+    pub async fn close(self) {
+        let Session { client, task } = self;
+        drop(client);
+        if let Err(error) = task.await {
+            tracing::debug!(%error, "PostgreSQL connection task failed");
+        }
+    }
+}
+
+impl Deref for Session {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}

@@ -1,0 +1,381 @@
+//! The tenant lifecycle the `usualstore_tenant` resource drives: create, read, update, delete.
+
+use tokio_postgres::Client;
+
+use crate::catalog::{DatabaseRow, fetch_database, inspect_tenant_objects};
+use crate::converge::converge;
+use crate::database::{
+    CreateOutcome, Ownership, classify, create_database, drop_database, set_comment,
+};
+use crate::error::{DbResultExt, TenantError};
+use crate::metadata::TenantState;
+use crate::model::assess;
+use crate::names::{RoleKind, RoleNames, validate_database_name, validate_tenant_name};
+use crate::plan::Plan;
+use crate::roles::{
+    RoleState, describe_role_drift, drop_our_roles, ensure_operator_membership, ensure_roles,
+    our_role, role_states,
+};
+use crate::server::{Server, Session};
+
+/// First key of the per-tenant session advisory lock (second key: `hashtext(database)`):
+/// create, update and delete of one tenant never run at the same time, even from several
+/// provider processes.
+const TENANT_LOCK_CLASS: i32 = 0x7573_0002;
+
+/// What the configuration asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSpec {
+    pub database_name: String,
+    pub tenant_name: String,
+    pub plan: Plan,
+}
+
+impl TenantSpec {
+    pub fn validate(&self) -> Result<(), TenantError> {
+        validate_database_name(&self.database_name)?;
+        validate_tenant_name(&self.tenant_name)?;
+        Ok(())
+    }
+}
+
+/// What PostgreSQL says about a tenant (Read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantStatus {
+    pub database_name: String,
+    /// From the database comment; `None` if the comment lost it.
+    pub tenant_name: Option<String>,
+    /// From the database comment; `None` if missing or not a known plan.
+    pub plan: Option<Plan>,
+    /// The database's `CONNECTION LIMIT` as it is now (compare with `plan`).
+    pub connection_limit: i32,
+    /// Highest applied store schema migration (0: none).
+    pub schema_version: i32,
+    /// Each group role's name, `None` when it is missing or not a usualstore role of this tenant.
+    pub owner_role: Option<String>,
+    pub admin_role: Option<String>,
+    pub developer_role: Option<String>,
+    pub customer_role: Option<String>,
+    /// True when ownership, privileges, default privileges and the group roles' attributes all
+    /// match the model; `drift` lists every difference otherwise.
+    pub privileges_in_sync: bool,
+    pub drift: Vec<String>,
+    pub status: Option<TenantState>,
+}
+
+impl TenantStatus {
+    pub fn role(&self, kind: RoleKind) -> Option<&str> {
+        match kind {
+            RoleKind::Owner => self.owner_role.as_deref(),
+            RoleKind::Admin => self.admin_role.as_deref(),
+            RoleKind::Developer => self.developer_role.as_deref(),
+            RoleKind::Customer => self.customer_role.as_deref(),
+        }
+    }
+}
+
+/// Reads the tenant: `Ok(None)` when the database does not exist, `NotManaged` when it exists
+/// but is not ours. Opens one session on the maintenance database and, briefly, one in the
+/// tenant database.
+pub async fn read_tenant(
+    server: &Server,
+    database: &str,
+) -> Result<Option<TenantStatus>, TenantError> {
+    validate_database_name(database)?;
+    let maintenance = server.connect_maintenance().await?;
+    let result = read_with(server, &maintenance, database).await;
+    maintenance.close().await;
+    result
+}
+
+/// Creates the tenant, or completes one whose earlier create stopped half-way.
+pub async fn create_tenant(
+    server: &Server,
+    spec: &TenantSpec,
+) -> Result<TenantStatus, TenantError> {
+    spec.validate()?;
+    let mut maintenance = server.connect_maintenance().await?;
+    let result = create_with(server, &mut maintenance, spec).await;
+    maintenance.close().await;
+    result
+}
+
+/// Converges an existing tenant to `spec` and repairs drift; never recreates the database.
+pub async fn update_tenant(
+    server: &Server,
+    spec: &TenantSpec,
+) -> Result<TenantStatus, TenantError> {
+    spec.validate()?;
+    let mut maintenance = server.connect_maintenance().await?;
+    let result = update_with(server, &mut maintenance, spec).await;
+    maintenance.close().await;
+    result
+}
+
+/// Drops the tenant database and its group roles. A tenant that is already gone, wholly or in
+/// part, is not an error; a database that is not ours is refused.
+pub async fn delete_tenant(server: &Server, database: &str) -> Result<(), TenantError> {
+    validate_database_name(database)?;
+    let mut maintenance = server.connect_maintenance().await?;
+    let result = delete_with(&mut maintenance, database).await;
+    maintenance.close().await;
+    result
+}
+
+/// Session-level: held until the maintenance session closes at the end of the operation, or
+/// released by the server if the connection is lost mid-way.
+async fn lock_tenant(client: &Client, database: &str) -> Result<(), TenantError> {
+    tracing::debug!(database, "waiting for the tenant lock");
+    client
+        .execute(
+            "SELECT pg_advisory_lock($1, hashtext($2))",
+            &[&TENANT_LOCK_CLASS, &database],
+        )
+        .await
+        .context(format!("waiting for the lock on tenant {database:?}"))?;
+    Ok(())
+}
+
+/// Whether `row` is ours, with the parsed comment.
+async fn ownership(
+    client: &Client,
+    database: &str,
+    row: &DatabaseRow,
+) -> Result<Ownership, TenantError> {
+    let names = RoleNames::for_database(database);
+    let states = role_states(client, database, &names).await?;
+    Ok(classify(database, row, our_role(&states, RoleKind::Owner)))
+}
+
+async fn read_with(
+    server: &Server,
+    maintenance: &Client,
+    database: &str,
+) -> Result<Option<TenantStatus>, TenantError> {
+    let Some(row) = fetch_database(maintenance, database).await? else {
+        return Ok(None);
+    };
+    let names = RoleNames::for_database(database);
+    let states = role_states(maintenance, database, &names).await?;
+    let Ownership::Ours(comment) = classify(database, &row, our_role(&states, RoleKind::Owner))
+    else {
+        return Err(TenantError::NotManaged {
+            database: database.to_owned(),
+        });
+    };
+
+    let mut drift = Vec::new();
+    if row.owner != names.owner {
+        drift.push(format!(
+            "database {database:?} is owned by {:?}, expected {:?}",
+            row.owner, names.owner
+        ));
+    }
+    for (kind, state) in &states {
+        let name = names.get(*kind);
+        match state {
+            RoleState::Missing => drift.push(format!("role {name:?} is missing")),
+            RoleState::Foreign => drift.push(format!(
+                "role {name:?} exists but is not a usualstore role of this tenant"
+            )),
+            RoleState::Ours(role) => drift.extend(describe_role_drift(role)),
+        }
+    }
+
+    let tenant_db = server.connect_to(database).await?;
+    let inspected = async {
+        let objects = inspect_tenant_objects(&tenant_db, &names.owner).await?;
+        let version = usualstore_schema::applied_version(&tenant_db).await?;
+        Ok::<_, TenantError>((objects, version))
+    }
+    .await;
+    tenant_db.close().await;
+    let (objects, schema_version) = inspected?;
+    drift.extend(assess(database, &names, &objects).describe());
+
+    let role_name = |kind: RoleKind| our_role(&states, kind).map(|row| row.name.clone());
+    Ok(Some(TenantStatus {
+        database_name: database.to_owned(),
+        tenant_name: comment.tenant_name,
+        plan: comment.plan,
+        connection_limit: row.connection_limit,
+        schema_version,
+        owner_role: role_name(RoleKind::Owner),
+        admin_role: role_name(RoleKind::Admin),
+        developer_role: role_name(RoleKind::Developer),
+        customer_role: role_name(RoleKind::Customer),
+        privileges_in_sync: drift.is_empty(),
+        drift,
+        status: comment.status,
+    }))
+}
+
+async fn create_with(
+    server: &Server,
+    maintenance: &mut Session,
+    spec: &TenantSpec,
+) -> Result<TenantStatus, TenantError> {
+    let database = spec.database_name.as_str();
+    lock_tenant(maintenance, database).await?;
+
+    match fetch_database(maintenance, database).await? {
+        Some(row) => {
+            check_resumable(&ownership(maintenance, database, &row).await?, database)?;
+            tracing::info!(database, "resuming a tenant whose create did not finish");
+        }
+        None => {
+            let mut created = Vec::new();
+            let failure = match create_roles_and_database(maintenance, spec, &mut created).await {
+                Ok(CreateOutcome::Created) => None,
+                // Created outside usualstore meanwhile: our own creates hold the tenant lock.
+                Ok(CreateOutcome::AlreadyExists) => match fetch_database(maintenance, database)
+                    .await?
+                {
+                    Some(row) => {
+                        check_resumable(&ownership(maintenance, database, &row).await?, database)
+                            .err()
+                    }
+                    None => None,
+                },
+                Err(error) => Some(error),
+            };
+            if let Some(error) = failure {
+                undo_roles(maintenance, database, &created).await;
+                return Err(error);
+            }
+        }
+    }
+
+    set_comment(
+        maintenance,
+        database,
+        &spec.tenant_name,
+        spec.plan,
+        TenantState::Provisioning,
+    )
+    .await?;
+    converge(server, maintenance, spec).await?;
+    set_comment(
+        maintenance,
+        database,
+        &spec.tenant_name,
+        spec.plan,
+        TenantState::Ready,
+    )
+    .await?;
+    tracing::info!(database, "tenant ready");
+    read_with(server, maintenance, database)
+        .await?
+        .ok_or_else(|| TenantError::NotFound {
+            database: database.to_owned(),
+        })
+}
+
+/// A create may only continue a tenant that is ours and still provisioning.
+fn check_resumable(ownership: &Ownership, database: &str) -> Result<(), TenantError> {
+    match ownership {
+        Ownership::NotOurs => Err(TenantError::NotManaged {
+            database: database.to_owned(),
+        }),
+        Ownership::Ours(comment) if comment.status == Some(TenantState::Provisioning) => Ok(()),
+        Ownership::Ours(_) => Err(TenantError::AlreadyExists {
+            database: database.to_owned(),
+        }),
+    }
+}
+
+async fn create_roles_and_database(
+    maintenance: &mut Session,
+    spec: &TenantSpec,
+    created: &mut Vec<String>,
+) -> Result<CreateOutcome, TenantError> {
+    let database = spec.database_name.as_str();
+    let names = RoleNames::for_database(database);
+    ensure_roles(maintenance, database, &names, created).await?;
+    ensure_operator_membership(maintenance, &names.owner).await?;
+    create_database(
+        maintenance,
+        database,
+        &names.owner,
+        spec.plan.connection_limit(),
+    )
+    .await
+}
+
+/// Best effort: the error that made us undo is what the caller needs to see.
+async fn undo_roles(maintenance: &mut Session, database: &str, created: &[String]) {
+    if created.is_empty() {
+        return;
+    }
+    let names = RoleNames::for_database(database);
+    let to_drop: Vec<(RoleKind, &str)> = names
+        .iter()
+        .rev()
+        .filter(|(_, name)| created.iter().any(|c| c == name))
+        .collect();
+    match drop_our_roles(maintenance, database, &to_drop).await {
+        Ok(dropped) => {
+            tracing::info!(database, roles = ?dropped, "dropped the roles this create made")
+        }
+        Err(error) => tracing::warn!(database, %error, "could not drop the roles this create made"),
+    }
+}
+
+async fn update_with(
+    server: &Server,
+    maintenance: &mut Session,
+    spec: &TenantSpec,
+) -> Result<TenantStatus, TenantError> {
+    let database = spec.database_name.as_str();
+    lock_tenant(maintenance, database).await?;
+    let Some(row) = fetch_database(maintenance, database).await? else {
+        return Err(TenantError::NotFound {
+            database: database.to_owned(),
+        });
+    };
+    if let Ownership::NotOurs = ownership(maintenance, database, &row).await? {
+        return Err(TenantError::NotManaged {
+            database: database.to_owned(),
+        });
+    }
+    converge(server, maintenance, spec).await?;
+    set_comment(
+        maintenance,
+        database,
+        &spec.tenant_name,
+        spec.plan,
+        TenantState::Ready,
+    )
+    .await?;
+    tracing::info!(database, "tenant converged");
+    read_with(server, maintenance, database)
+        .await?
+        .ok_or_else(|| TenantError::NotFound {
+            database: database.to_owned(),
+        })
+}
+
+async fn delete_with(maintenance: &mut Session, database: &str) -> Result<(), TenantError> {
+    lock_tenant(maintenance, database).await?;
+    let names = RoleNames::for_database(database);
+    if let Some(row) = fetch_database(maintenance, database).await? {
+        if let Ownership::NotOurs = ownership(maintenance, database, &row).await? {
+            return Err(TenantError::NotManaged {
+                database: database.to_owned(),
+            });
+        }
+        // A non-superuser operator drops the database as a member of its owner. Privileges
+        // the group roles hold inside the database vanish with it, so no DROP OWNED is needed
+        // (and a non-superuser could not run it for roles it is not a member of).
+        if row.owner == names.owner {
+            ensure_operator_membership(maintenance, &names.owner).await?;
+        }
+        drop_database(maintenance, database).await?;
+    } else {
+        tracing::info!(database, "database already gone; dropping leftover roles");
+    }
+    let roles: Vec<(RoleKind, &str)> = names.iter().rev().collect();
+    let dropped = drop_our_roles(maintenance, database, &roles).await?;
+    tracing::info!(database, roles = ?dropped, "tenant deleted");
+    Ok(())
+}
