@@ -1,0 +1,391 @@
+//! The `provider "usualstore"` block: where the PostgreSQL server is and how to log in, with libpq's
+//! environment variables as fallbacks so the same configuration runs on a laptop and in CI.
+
+use std::time::Duration;
+
+use usualstore_cty::{ObjectReader, Type, Value};
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::schema::{Attribute, Presence, Schema};
+
+pub const SSL_MODES: &[&str] = &["disable", "prefer", "require"];
+
+pub fn schema() -> Schema {
+    use Presence::Optional;
+    Schema {
+        version: 0,
+        description: "Connects to the PostgreSQL server that holds the tenant databases. Every attribute falls \
+            back to the libpq environment variable named in its description, then to libpq's default.",
+        attributes: vec![
+            Attribute::new(
+                "host",
+                Type::String,
+                Optional,
+                "Server host name or address. Falls back to `PGHOST`, then `localhost`.",
+            ),
+            Attribute::new(
+                "port",
+                Type::Number,
+                Optional,
+                "Server port. Falls back to `PGPORT`, then `5432`.",
+            ),
+            Attribute::new(
+                "username",
+                Type::String,
+                Optional,
+                "Role to log in as: a superuser, or a role with `CREATEDB` and `CREATEROLE` (managed PostgreSQL). Falls back to `PGUSER`, then the operating-system user.",
+            ),
+            Attribute::new(
+                "password",
+                Type::String,
+                Optional,
+                "Password of `username`. Falls back to `PGPASSWORD`.",
+            )
+            .sensitive(),
+            Attribute::new(
+                "database",
+                Type::String,
+                Optional,
+                "Maintenance database the provider connects to for server-wide work. Falls back to `PGDATABASE`, then `postgres`.",
+            ),
+            Attribute::new(
+                "sslmode",
+                Type::String,
+                Optional,
+                "`disable`, `prefer` or `require` (encrypt without verifying the server certificate, as libpq's `require`). Falls back to `PGSSLMODE`, then `prefer`.",
+            ),
+            Attribute::new(
+                "connect_timeout",
+                Type::Number,
+                Optional,
+                "Seconds to wait for a connection. Falls back to `PGCONNECT_TIMEOUT`, then 30.",
+            ),
+            Attribute::new(
+                "dsn_host",
+                Type::String,
+                Optional,
+                "Host written into the DSNs that tenant users get (for example `db` inside a compose network). Defaults to the resolved `host`.",
+            ),
+            Attribute::new(
+                "dsn_port",
+                Type::Number,
+                Optional,
+                "Port written into the DSNs that tenant users get. Defaults to the resolved `port`.",
+            ),
+        ],
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+        }
+    }
+}
+
+/// Resolved connection settings. Debug is hand-written so a stray `{:?}` cannot print the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: Option<String>,
+    pub database: String,
+    pub sslmode: SslMode,
+    pub connect_timeout: Duration,
+    pub dsn_host: String,
+    pub dsn_port: u16,
+}
+
+impl std::fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<sensitive>"))
+            .field("database", &self.database)
+            .field("sslmode", &self.sslmode)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("dsn_host", &self.dsn_host)
+            .field("dsn_port", &self.dsn_port)
+            .finish()
+    }
+}
+
+impl ConnectionSettings {
+    /// Where we connect, for messages: never includes the password.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}@{}:{}/{}",
+            self.username, self.host, self.port, self.database
+        )
+    }
+}
+
+/// Resolves the provider block against the environment. `env` is `std::env::var` outside tests.
+pub fn resolve(
+    config: &Value,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<ConnectionSettings, Diagnostics> {
+    let reader = ObjectReader::new(config).map_err(|e| {
+        Diagnostics::from(Diagnostic::error(
+            "Invalid provider configuration",
+            e.to_string(),
+        ))
+    })?;
+    let mut diagnostics = Diagnostics::default();
+    for name in [
+        "host",
+        "port",
+        "username",
+        "password",
+        "database",
+        "sslmode",
+        "connect_timeout",
+        "dsn_host",
+        "dsn_port",
+    ] {
+        if reader.is_unknown(name) {
+            diagnostics.push(Diagnostic::attribute_error(
+                name,
+                "Provider configuration is not known yet",
+                format!(
+                    "`{name}` depends on a value that is only known after apply; the usualstore provider needs its \
+                     connection settings at plan time. Use a value known before apply (a variable or literal)."
+                ),
+            ));
+        }
+    }
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
+
+    let text = |name: &str, var: &str| -> Result<Option<String>, Diagnostic> {
+        let configured = reader.optional_string(name).map_err(|e| {
+            Diagnostic::attribute_error(name, "Invalid provider attribute", e.to_string())
+        })?;
+        Ok(configured
+            .or_else(|| env(var))
+            .filter(|v| !v.trim().is_empty()))
+    };
+    let number = |name: &str, var: &str| -> Result<Option<i64>, Diagnostic> {
+        if let Some(n) = reader.optional_i64(name).map_err(|e| {
+            Diagnostic::attribute_error(name, "Invalid provider attribute", e.to_string())
+        })? {
+            return Ok(Some(n));
+        }
+        match env(var).filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
+                Diagnostic::attribute_error(
+                    name,
+                    format!("Invalid {var}"),
+                    format!("{var} must be a whole number, got {v:?}."),
+                )
+            }),
+        }
+    };
+    let port_of = |name: &str, value: i64| -> Result<u16, Diagnostic> {
+        u16::try_from(value).ok().filter(|p| *p > 0).ok_or_else(|| {
+            Diagnostic::attribute_error(
+                name,
+                "Invalid port",
+                format!("`{name}` must be between 1 and 65535, got {value}."),
+            )
+        })
+    };
+
+    let host = keep(&mut diagnostics, text("host", "PGHOST")).flatten();
+    let port = keep(&mut diagnostics, number("port", "PGPORT")).flatten();
+    let username = keep(&mut diagnostics, text("username", "PGUSER")).flatten();
+    let password = keep(&mut diagnostics, text("password", "PGPASSWORD")).flatten();
+    let database = keep(&mut diagnostics, text("database", "PGDATABASE")).flatten();
+    let sslmode = keep(&mut diagnostics, text("sslmode", "PGSSLMODE")).flatten();
+    let connect_timeout = keep(
+        &mut diagnostics,
+        number("connect_timeout", "PGCONNECT_TIMEOUT"),
+    )
+    .flatten();
+    let dsn_host = keep(
+        &mut diagnostics,
+        reader.optional_string("dsn_host").map_err(|e| {
+            Diagnostic::attribute_error("dsn_host", "Invalid provider attribute", e.to_string())
+        }),
+    )
+    .flatten();
+    let dsn_port = keep(
+        &mut diagnostics,
+        reader.optional_i64("dsn_port").map_err(|e| {
+            Diagnostic::attribute_error("dsn_port", "Invalid provider attribute", e.to_string())
+        }),
+    )
+    .flatten();
+
+    let port = match port {
+        Some(p) => keep(&mut diagnostics, port_of("port", p)),
+        None => Some(5432),
+    };
+    let dsn_port = match dsn_port {
+        Some(p) => keep(&mut diagnostics, port_of("dsn_port", p)),
+        None => port,
+    };
+    let sslmode = match sslmode.as_deref().unwrap_or("prefer") {
+        "disable" => Some(SslMode::Disable),
+        "prefer" | "allow" => Some(SslMode::Prefer),
+        "require" => Some(SslMode::Require),
+        other => {
+            diagnostics.push(Diagnostic::attribute_error(
+                "sslmode",
+                "Unsupported sslmode",
+                format!(
+                    "`sslmode` (or PGSSLMODE) must be one of {}, got {other:?}. Certificate verification modes \
+                     (verify-ca, verify-full) are not supported yet.",
+                    SSL_MODES.join(", ")
+                ),
+            ));
+            None
+        }
+    };
+    let connect_timeout = match connect_timeout {
+        None => Some(Duration::from_secs(30)),
+        Some(s) if s >= 0 => Some(Duration::from_secs(s as u64)),
+        Some(s) => {
+            diagnostics.push(Diagnostic::attribute_error(
+                "connect_timeout",
+                "Invalid connect_timeout",
+                format!("`connect_timeout` must be zero or more seconds, got {s}."),
+            ));
+            None
+        }
+    };
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
+    let (Some(port), Some(dsn_port), Some(sslmode), Some(connect_timeout)) =
+        (port, dsn_port, sslmode, connect_timeout)
+    else {
+        return Err(diagnostics);
+    };
+
+    let host = host.unwrap_or_else(|| "localhost".to_owned());
+    let username = username
+        .or_else(|| env("USER"))
+        .unwrap_or_else(|| "postgres".to_owned());
+    Ok(ConnectionSettings {
+        dsn_host: dsn_host.unwrap_or_else(|| host.clone()),
+        host,
+        port,
+        username,
+        password,
+        database: database.unwrap_or_else(|| "postgres".to_owned()),
+        sslmode,
+        connect_timeout,
+        dsn_port,
+    })
+}
+
+/// What a configured provider hands every resource operation.
+pub struct ProviderContext {
+    // Kept for resources that write connection details (DSNs) into their outputs.
+    #[allow(dead_code)]
+    pub settings: ConnectionSettings,
+    pub server: usualstore_tenancy::Server,
+}
+
+/// Keeps a value, or records its diagnostic so every configuration error is reported at once.
+fn keep<T>(diagnostics: &mut Diagnostics, result: Result<T, Diagnostic>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(diagnostic) => {
+            diagnostics.push(diagnostic);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, HashMap};
+    use usualstore_cty::ObjectBuilder;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn empty_config() -> Value {
+        let mut b = ObjectBuilder::new();
+        for a in schema().attributes {
+            b = b.null(a.name);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn defaults_follow_libpq() {
+        let s = resolve(&empty_config(), env(&[("USER", "alice")])).expect("resolves");
+        assert_eq!(s.host, "localhost");
+        assert_eq!(s.port, 5432);
+        assert_eq!(s.username, "alice");
+        assert_eq!(s.database, "postgres");
+        assert_eq!(s.sslmode, SslMode::Prefer);
+        assert_eq!((s.dsn_host.as_str(), s.dsn_port), ("localhost", 5432));
+    }
+
+    #[test]
+    fn environment_fills_what_configuration_leaves_out() {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("host".to_owned(), Value::String("db.internal".into()));
+        let mut config = empty_config();
+        if let Value::Object(map) = &mut config {
+            map.extend(attrs);
+        }
+        let s = resolve(
+            &config,
+            env(&[
+                ("PGHOST", "ignored"),
+                ("PGPORT", "6543"),
+                ("PGPASSWORD", "s3cret"),
+                ("PGSSLMODE", "disable"),
+            ]),
+        )
+        .expect("resolves");
+        assert_eq!(s.host, "db.internal");
+        assert_eq!(s.port, 6543);
+        assert_eq!(s.password.as_deref(), Some("s3cret"));
+        assert_eq!(s.sslmode, SslMode::Disable);
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert!(!s.describe().contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_values_name_the_attribute() {
+        let errors = resolve(
+            &empty_config(),
+            env(&[("PGPORT", "70000"), ("PGSSLMODE", "verify-full")]),
+        )
+        .expect_err("invalid");
+        let attrs: Vec<_> = errors
+            .0
+            .iter()
+            .filter_map(|d| d.attribute.clone())
+            .collect();
+        assert!(attrs.contains(&"port".to_owned()), "{errors:?}");
+        assert!(attrs.contains(&"sslmode".to_owned()), "{errors:?}");
+    }
+}

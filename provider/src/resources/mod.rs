@@ -1,0 +1,61 @@
+//! Managed resources. Each resource is one file; the gRPC layer decodes values, finds the resource by type name
+//! and calls it, so a resource deals in cty values and diagnostics only.
+
+pub mod tenant;
+
+use usualstore_cty::Value;
+
+use crate::config::ProviderContext;
+use crate::diagnostics::Diagnostics;
+use crate::schema::Schema;
+
+/// What PlanResourceChange hands a resource. `prior` is null when creating, `proposed` is null when destroying.
+pub struct PlanRequest<'a> {
+    pub prior: &'a Value,
+    pub proposed: &'a Value,
+    pub config: &'a Value,
+}
+
+pub struct Planned {
+    pub state: Value,
+    /// Top-level attributes whose change forces a new resource.
+    pub requires_replace: Vec<&'static str>,
+    /// Warnings to show with an otherwise successful plan.
+    pub warnings: Diagnostics,
+}
+
+#[tonic::async_trait]
+pub trait Resource: Send + Sync {
+    fn type_name(&self) -> &'static str;
+
+    fn schema(&self) -> &Schema;
+
+    /// Static checks of a configuration; unknown values are skipped, they are checked again at plan time.
+    fn validate(&self, config: &Value) -> Diagnostics;
+
+    /// Refreshes `state` from the database. Null means the object is gone and leaves the state.
+    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Value, Diagnostics>;
+
+    /// Must be deterministic: Terraform plans again during apply and compares. `ctx` is None when the provider
+    /// configuration is not yet known.
+    async fn plan(
+        &self,
+        ctx: Option<&ProviderContext>,
+        request: PlanRequest<'_>,
+    ) -> Result<Planned, Diagnostics>;
+
+    /// Creates, updates or (with a null `planned`) deletes. Must return exactly the known planned values.
+    async fn apply(
+        &self,
+        ctx: &ProviderContext,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, Diagnostics>;
+
+    /// Builds a state from an import ID; Terraform reads it right after.
+    async fn import(&self, ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics>;
+}
+
+pub fn all() -> Vec<Box<dyn Resource>> {
+    vec![Box::new(tenant::TenantResource::new())]
+}

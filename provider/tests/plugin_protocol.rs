@@ -1,0 +1,281 @@
+//! The provider binary as go-plugin sees it: the handshake, mutual TLS with Terraform's certificate pinned, the
+//! side services, and shutdown. Terraform itself is exercised by the acceptance tests; these pin down the parts
+//! Terraform cannot show us, such as a stranger being refused.
+
+#[path = "../src/proto.rs"]
+#[allow(dead_code)]
+mod proto;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use proto::health::HealthCheckRequest;
+use proto::health::health_check_response::ServingStatus;
+use proto::health::health_client::HealthClient;
+use proto::plugin::Empty;
+use proto::plugin::grpc_controller_client::GrpcControllerClient;
+use proto::tfplugin6::provider_client::ProviderClient;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+const PROVIDER: &str = env!("CARGO_BIN_EXE_terraform-provider-usualstore");
+const COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+
+/// A client identity shaped like Terraform's: a self-signed ECDSA P-521 CA certificate.
+struct ClientIdentity {
+    pem: String,
+    der: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn terraform_like_identity() -> ClientIdentity {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).expect("P-521 key");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    ];
+    let cert = params.self_signed(&key).expect("self-signed");
+    ClientIdentity {
+        pem: cert.pem(),
+        der: cert.der().clone(),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+struct RunningPlugin {
+    child: Child,
+    socket: PathBuf,
+    server_cert: CertificateDer<'static>,
+}
+
+impl Drop for RunningPlugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_plugin(client_cert_pem: &str) -> RunningPlugin {
+    let mut child = Command::new(PROVIDER)
+        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
+        .env("PLUGIN_CLIENT_CERT", client_cert_pem)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start provider");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("handshake line");
+    let fields: Vec<&str> = line.trim_end().split('|').collect();
+    assert_eq!(fields.len(), 6, "handshake line {line:?}");
+    assert_eq!(&fields[..3], &["1", "6", "unix"], "handshake line {line:?}");
+    assert_eq!(fields[4], "grpc");
+    assert!(
+        !fields[5].ends_with('='),
+        "certificate must be unpadded base64"
+    );
+    let der = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(fields[5])
+        .expect("certificate is standard base64 without padding");
+    RunningPlugin {
+        child,
+        socket: PathBuf::from(fields[3]),
+        server_cert: CertificateDer::from(der),
+    }
+}
+
+fn tls_client(
+    server_cert: &CertificateDer<'static>,
+    identity: Option<&ClientIdentity>,
+) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(PinnedServerCert {
+        cert: server_cert.clone(),
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(vec![id.der.clone()], id.key.clone_key())
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config
+}
+
+/// Trusts exactly the certificate from the handshake line, as go-plugin's client does by making it the only root.
+/// (webpki refuses a CA certificate as an end entity, Go's verifier accepts it as a trusted root.)
+#[derive(Debug)]
+struct PinnedServerCert {
+    cert: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedServerCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("not the pinned server certificate".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+async fn channel(plugin: &RunningPlugin, tls: rustls::ClientConfig) -> Result<Channel, String> {
+    let socket = plugin.socket.clone();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    Endpoint::try_from("http://localhost")
+        .expect("endpoint")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            let connector = connector.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(socket).await?;
+                let name = ServerName::try_from("localhost").expect("name");
+                let tls = connector.connect(name, stream).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }))
+        .await
+        .map_err(|e| format!("{e:?}"))
+}
+
+async fn health(channel: Channel) -> Result<i32, tonic::Status> {
+    let mut client = HealthClient::new(channel);
+    let response = client
+        .check(HealthCheckRequest {
+            service: "plugin".into(),
+        })
+        .await?;
+    Ok(response.into_inner().status)
+}
+
+#[test]
+fn without_the_magic_cookie_it_explains_and_exits_1() {
+    let output = Command::new(PROVIDER)
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run provider");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "nothing may go to stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("plugin for Terraform"), "{stderr}");
+}
+
+#[test]
+fn refuses_when_protocol_6_is_not_offered() {
+    let output = Command::new(PROVIDER)
+        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run provider");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("version 6"));
+}
+
+#[tokio::test]
+async fn terraform_certificate_is_accepted_and_others_are_refused() {
+    let terraform = terraform_like_identity();
+    let stranger = terraform_like_identity();
+    let plugin = start_plugin(&terraform.pem);
+
+    let trusted = channel(&plugin, tls_client(&plugin.server_cert, Some(&terraform)))
+        .await
+        .expect("Terraform's certificate connects");
+    assert_eq!(
+        health(trusted.clone()).await.expect("health"),
+        ServingStatus::Serving as i32
+    );
+    let schema = ProviderClient::new(trusted)
+        .get_provider_schema(proto::tfplugin6::get_provider_schema::Request {})
+        .await
+        .expect("schema")
+        .into_inner();
+    assert!(schema.resource_schemas.contains_key("usualstore_tenant"));
+    assert!(schema.diagnostics.is_empty());
+
+    // A process with another certificate, or none, gets no answer: the TLS handshake or the first call fails.
+    for identity in [Some(&stranger), None] {
+        let refused = match channel(&plugin, tls_client(&plugin.server_cert, identity)).await {
+            Err(_) => true,
+            Ok(ch) => health(ch).await.is_err(),
+        };
+        assert!(
+            refused,
+            "a client without Terraform's certificate was served"
+        );
+    }
+}
+
+#[tokio::test]
+async fn controller_shutdown_ends_the_process() {
+    let terraform = terraform_like_identity();
+    let mut plugin = start_plugin(&terraform.pem);
+    let ch = channel(&plugin, tls_client(&plugin.server_cert, Some(&terraform)))
+        .await
+        .expect("connect");
+    GrpcControllerClient::new(ch)
+        .shutdown(Empty {})
+        .await
+        .expect("shutdown answered");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = plugin.child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "plugin still running after Shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!plugin.socket.exists(), "socket directory left behind");
+}
