@@ -138,7 +138,9 @@ impl rustls::client::danger::ServerCertVerifier for PinnedServerCert {
         if end_entity.as_ref() == self.cert.as_ref() {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General("not the pinned server certificate".into()))
+            Err(rustls::Error::General(
+                "not the pinned server certificate".into(),
+            ))
         }
     }
 
