@@ -383,7 +383,8 @@ fn assert_nothing_created(name: &str, database_existed: bool) {
         pg::truncate_identifier(name),
         name.to_lowercase(),
     ];
-    for variant in &variants {
+    // PostgreSQL refuses a longer name even as a query parameter; the truncated variant covers it.
+    for variant in variants.iter().filter(|v| v.len() <= 63) {
         if !database_existed {
             assert!(
                 !pg::database_exists(variant),
@@ -567,6 +568,71 @@ fn trace_logs_show_provider_and_hide_password(terraform: &Terraform) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A newer provider embeds one more migration: plan shows `schema_version` moving, apply migrates in place.
+
+fn schema_migration_is_rolled_out(terraform: &Terraform) {
+    let database = pg::unique_name("mig");
+    let tenant = unprotected("t", &database, "Migrating Inc.");
+    let mut workdir = Workdir::new(terraform, &config(std::slice::from_ref(&tenant)));
+    workdir.init();
+    workdir.apply(&[]);
+    let current = i64::from(usualstore_schema::latest_version());
+    assert_eq!(
+        workdir.resource_values("usualstore_tenant.t")["schema_version"],
+        current
+    );
+    pg::insert_sample_rows(&Db::connect(&database), "public", "widgets", 2);
+
+    // The same binary stands in for a newer build: the extra migration is appended to the embedded ones.
+    let newer = workdir.path().join("newer-migrations");
+    std::fs::create_dir_all(&newer).expect("migrations dir");
+    std::fs::write(
+        newer.join(format!("{:04}_gift_cards.sql", current + 1)),
+        "CREATE TABLE public.gift_cards (\n\
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n\
+             code text NOT NULL UNIQUE,\n\
+             balance_cents bigint NOT NULL DEFAULT 0\n\
+         );\n",
+    )
+    .expect("write migration");
+    workdir.set_env(
+        usualstore_schema::EXTRA_MIGRATIONS_ENV,
+        &newer.display().to_string(),
+    );
+
+    let changes = expect_changes(workdir.plan_detailed(), "a newer schema is available");
+    assert_contains(&changes, "1 to change, 0 to destroy", "schema rollout");
+    assert_contains(
+        &changes,
+        &format!("{current} -> {}", current + 1),
+        "schema_version in the plan",
+    );
+    workdir.apply(&[]);
+    assert_eq!(
+        workdir.resource_values("usualstore_tenant.t")["schema_version"],
+        current + 1
+    );
+    workdir.assert_no_changes();
+
+    let widgets: i64 = Db::connect(&database)
+        .query_one("SELECT count(*) FROM public.widgets", &[])
+        .get(0);
+    assert_eq!(widgets, 2, "rows of public.widgets after the migration");
+    // The new table follows the tenant model like the embedded ones.
+    let admin = pg::privileges_of(&database, &format!("{database}_admin"));
+    let customer = pg::privileges_of(&database, &format!("{database}_customer"));
+    for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
+        let entry = format!("relation gift_cards: {privilege}");
+        assert!(admin.contains(&entry), "admin lacks {entry}: {admin:?}");
+    }
+    assert!(customer.contains(&"relation gift_cards: SELECT".to_owned()));
+    assert!(!customer.contains(&"relation gift_cards: INSERT".to_owned()));
+
+    workdir.destroy();
+    assert_tenant_gone(&database);
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /// `tf1_11::SCENARIO` and `tf1_0::SCENARIO` for each scenario.
 macro_rules! per_terraform_version {
@@ -606,4 +672,5 @@ per_terraform_version!(
     ten_tenants_in_parallel,
     managed_admin_without_superuser,
     trace_logs_show_provider_and_hide_password,
+    schema_migration_is_rolled_out,
 );

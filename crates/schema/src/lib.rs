@@ -31,5 +31,5 @@ mod runner;
 
 pub use checksum::checksum;
 pub use error::SchemaError;
-pub use migrations::{Migration, latest_version, migrations};
+pub use migrations::{EXTRA_MIGRATIONS_ENV, Migration, latest_version, migrations};
 pub use runner::{MIGRATION_LOCK_KEY, MIGRATIONS_TABLE, applied_version, apply_pending};

@@ -1,5 +1,8 @@
 //! The embedded migrations, in order.
 
+use std::path::Path;
+use std::sync::OnceLock;
+
 /// One schema change: SQL applied in a single transaction, recorded under `version`.
 ///
 /// Released migrations are never edited (the runner detects it by checksum); a change is a new
@@ -22,76 +25,77 @@ impl Migration {
     }
 }
 
-/// Every migration, oldest first. Add new ones at the end, each with a new file.
-static MIGRATIONS: &[Migration] = &[Migration {
+/// Every embedded migration, oldest first. Add new ones at the end, each with a new file.
+static EMBEDDED: &[Migration] = &[Migration {
     version: 1,
     name: "initial_store",
     sql: include_str!("../migrations/0001_initial_store.sql"),
 }];
 
-/// The embedded store schema migrations, oldest first.
+/// Names a directory of extra `NNNN_name.sql` migrations appended after the embedded ones.
+///
+/// Only this project's tests set it: it lets one provider binary stand in for "a newer provider that
+/// embeds one more migration" without a second build. Never set it in production.
+pub const EXTRA_MIGRATIONS_ENV: &str = "USUALSTORE_TEST_EXTRA_MIGRATIONS";
+
+static ACTIVE: OnceLock<Vec<Migration>> = OnceLock::new();
+
+/// The store schema migrations, oldest first: the embedded ones, plus any from [`EXTRA_MIGRATIONS_ENV`].
 pub fn migrations() -> &'static [Migration] {
-    MIGRATIONS
-}
-
-/// The schema version a database has once every embedded migration is applied.
-pub fn latest_version() -> i32 {
-    MIGRATIONS.last().map_or(0, |migration| migration.version)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_start_at_one_and_increase_by_one() {
-        for (index, migration) in migrations().iter().enumerate() {
-            assert_eq!(migration.version, index as i32 + 1, "{}", migration.name);
-        }
-        assert_eq!(latest_version(), migrations().len() as i32);
-    }
-
-    /// Every file in `migrations/` is embedded under its own number and name, so a new file
-    /// cannot be forgotten in the list.
-    #[test]
-    fn every_migration_file_is_embedded_under_its_name() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name.ends_with(".sql"))
-            .collect();
-        files.sort();
-        let expected: Vec<String> = migrations()
-            .iter()
-            .map(|m| format!("{:04}_{}.sql", m.version, m.name))
-            .collect();
-        assert_eq!(files, expected);
-        for migration in migrations() {
-            let on_disk = std::fs::read_to_string(
-                dir.join(format!("{:04}_{}.sql", migration.version, migration.name)),
-            )
-            .unwrap();
-            assert_eq!(on_disk, migration.sql);
-        }
-    }
-
-    #[test]
-    fn migrations_name_no_roles_and_grant_nothing() {
-        for migration in migrations() {
-            // Comments may explain the role set-up; only statements matter.
-            let sql: String = migration
-                .sql
-                .lines()
-                .map(|line| line.split("--").next().unwrap_or_default().to_lowercase() + "\n")
-                .collect();
-            for forbidden in ["grant ", "revoke ", "owner to", "set role", "reset role"] {
-                assert!(
-                    !sql.contains(forbidden),
-                    "migration {} contains `{forbidden}`",
-                    migration.version
-                );
+    ACTIVE.get_or_init(|| {
+        let mut all = EMBEDDED.to_vec();
+        if let Some(dir) = std::env::var_os(EXTRA_MIGRATIONS_ENV) {
+            match load_extra(Path::new(&dir), all.last().map_or(0, |m| m.version)) {
+                Ok(extra) => all.extend(extra),
+                Err(reason) => tracing::error!(
+                    variable = EXTRA_MIGRATIONS_ENV,
+                    %reason,
+                    "ignoring extra migrations"
+                ),
             }
         }
+        all
+    })
+}
+
+/// The schema version a database has once every migration is applied.
+pub fn latest_version() -> i32 {
+    migrations().last().map_or(0, |migration| migration.version)
+}
+
+/// Reads `NNNN_name.sql` files; versions must continue the embedded sequence without gaps.
+fn load_extra(dir: &Path, after: i32) -> Result<Vec<Migration>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+        .collect();
+    files.sort();
+    let mut expected = after + 1;
+    let mut extra = Vec::with_capacity(files.len());
+    for path in files {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| format!("{}: file name is not UTF-8", path.display()))?;
+        let (number, name) = stem
+            .split_once('_')
+            .ok_or_else(|| format!("{stem}: expected NNNN_name.sql"))?;
+        let version: i32 = number
+            .parse()
+            .map_err(|_| format!("{stem}: expected NNNN_name.sql"))?;
+        if version != expected {
+            return Err(format!("{stem}: expected version {expected}"));
+        }
+        let sql = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Loaded once per process and kept for its lifetime, like the embedded SQL.
+        extra.push(Migration {
+            version,
+            name: Box::leak(name.to_owned().into_boxed_str()),
+            sql: Box::leak(sql.into_boxed_str()),
+        });
+        expected += 1;
     }
+    Ok(extra)
 }
