@@ -72,9 +72,8 @@ fn load_extra(dir: &Path, after: i32) -> Result<Vec<Migration>, String> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
         .collect();
     files.sort();
-    let mut expected = after + 1;
     let mut extra = Vec::with_capacity(files.len());
-    for path in files {
+    for (expected, path) in (after + 1..).zip(files) {
         let stem = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -95,7 +94,6 @@ fn load_extra(dir: &Path, after: i32) -> Result<Vec<Migration>, String> {
             name: Box::leak(name.to_owned().into_boxed_str()),
             sql: Box::leak(sql.into_boxed_str()),
         });
-        expected += 1;
     }
     Ok(extra)
 }
