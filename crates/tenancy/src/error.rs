@@ -50,6 +50,28 @@ pub enum TenantError {
         source: tokio_postgres::Error,
     },
 
+    #[error(
+        "role {username:?} already exists and is not a usualstore user of tenant {database:?}; \
+         usualstore never adopts a role it did not create: choose another username, or drop or \
+         rename that role"
+    )]
+    UserConflict { username: String, database: String },
+
+    #[error(
+        "user {username:?} of tenant {database:?} already exists; import it instead \
+         (terraform import … {database}/{username}) of creating it again"
+    )]
+    UserAlreadyExists { username: String, database: String },
+
+    #[error(
+        "the {role} group role of tenant {database:?} is missing or not ours; apply the \
+         usualstore_tenant first so it repairs its roles"
+    )]
+    TenantIncomplete { database: String, role: String },
+
+    #[error("{field}: {reason}")]
+    InvalidUserSetting { field: &'static str, reason: String },
+
     #[error("store schema migrations: {0}")]
     Schema(#[from] usualstore_schema::SchemaError),
 }

@@ -7,8 +7,9 @@
 //! works for a superuser operator and for a managed-PostgreSQL style operator with only
 //! CREATEDB and CREATEROLE.
 //!
-//! Entry points: [`create_tenant`], [`read_tenant`], [`update_tenant`], [`delete_tenant`], all
-//! taking a [`Server`].
+//! Entry points: [`create_tenant`], [`read_tenant`], [`update_tenant`], [`delete_tenant`] for
+//! tenants and [`create_user`], [`read_user`], [`update_user`], [`delete_user`] for their login
+//! users, all taking a [`Server`].
 
 mod catalog;
 mod converge;
@@ -19,9 +20,11 @@ mod model;
 mod names;
 mod plan;
 mod roles;
+mod scram;
 mod server;
 mod sql;
 mod tenant;
+mod user;
 
 pub use error::TenantError;
 pub use metadata::TenantState;
@@ -34,4 +37,9 @@ pub use server::{Server, Session};
 pub use sql::{quote_ident, quote_literal};
 pub use tenant::{
     TenantSpec, TenantStatus, create_tenant, delete_tenant, read_tenant, update_tenant,
+};
+pub use user::{
+    MIN_PASSWORD_CHARS, UserRole, UserRoleParseError, UserSpec, UserStatus, create_user,
+    delete_user, read_user, update_user, validate_connection_limit, validate_email,
+    validate_password, validate_username,
 };

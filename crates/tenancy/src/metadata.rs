@@ -105,6 +105,52 @@ pub(crate) fn role_comment_matches(comment: Option<&str>, database: &str, kind: 
     }
 }
 
+/// What a login user's role comment says: the tenant it belongs to, its email, and whether its
+/// create finished (a `Provisioning` user is one a crashed create left; the next create resumes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserComment {
+    pub database: String,
+    pub email: Option<String>,
+    pub status: Option<TenantState>,
+}
+
+/// `kind` is always "user", which no group [`RoleKind`] parses as, so a user is never taken for a group.
+#[derive(Serialize, Deserialize)]
+struct UserCommentJson {
+    usualstore: u32,
+    database: String,
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+}
+
+const USER_KIND: &str = "user";
+
+impl UserComment {
+    /// `None` when the comment does not mark a usualstore login user.
+    pub fn parse(comment: Option<&str>) -> Option<UserComment> {
+        let parsed: UserCommentJson = serde_json::from_str(comment?).ok()?;
+        (parsed.kind == USER_KIND).then(|| UserComment {
+            database: parsed.database,
+            email: parsed.email,
+            status: parsed.status.as_deref().and_then(TenantState::parse),
+        })
+    }
+
+    pub fn render(database: &str, email: Option<&str>, status: TenantState) -> String {
+        let json = UserCommentJson {
+            usualstore: MARKER_VERSION,
+            database: database.to_owned(),
+            kind: USER_KIND.to_owned(),
+            email: email.map(str::to_owned),
+            status: Some(status.as_str().to_owned()),
+        };
+        serde_json::to_string(&json).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +196,25 @@ mod tests {
                 status: None
             })
         );
+    }
+
+    #[test]
+    fn user_comment_round_trip_and_is_never_a_group() {
+        let text = UserComment::render("shop", Some("a\"b@example.com"), TenantState::Ready);
+        let parsed = UserComment::parse(Some(&text));
+        assert_eq!(
+            parsed,
+            Some(UserComment {
+                database: "shop".into(),
+                email: Some("a\"b@example.com".into()),
+                status: Some(TenantState::Ready),
+            })
+        );
+        for kind in RoleKind::ALL {
+            assert!(!role_comment_matches(Some(&text), "shop", kind));
+        }
+        let group = render_role_comment("shop", RoleKind::Admin);
+        assert_eq!(UserComment::parse(Some(&group)), None);
     }
 
     #[test]

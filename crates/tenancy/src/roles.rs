@@ -64,7 +64,7 @@ pub(crate) fn our_role(states: &[(RoleKind, RoleState)], kind: RoleKind) -> Opti
         .and_then(|(_, state)| state.ours())
 }
 
-async fn lock_role(client: &impl GenericClient, role: &str) -> Result<(), TenantError> {
+pub(crate) async fn lock_role(client: &impl GenericClient, role: &str) -> Result<(), TenantError> {
     client
         .execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))",
