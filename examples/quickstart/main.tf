@@ -1,0 +1,38 @@
+# The smallest useful configuration: one tenant on the server the PG* environment variables name.
+# `make demo` applies it against a throwaway local PostgreSQL.
+terraform {
+  required_providers {
+    usualstore = {
+      source = "usualstore/usualstore"
+    }
+  }
+}
+
+provider "usualstore" {}
+
+variable "deletion_protection" {
+  type        = bool
+  default     = true
+  description = "Set to false before destroying the tenant."
+}
+
+resource "usualstore_tenant" "building_shop" {
+  database_name       = "building_shop"
+  tenant_name         = "Building Shop Inc."
+  plan                = "professional"
+  deletion_protection = var.deletion_protection
+}
+
+output "tenant" {
+  value = {
+    database_name    = usualstore_tenant.building_shop.database_name
+    connection_limit = usualstore_tenant.building_shop.connection_limit
+    schema_version   = usualstore_tenant.building_shop.schema_version
+    roles = [
+      usualstore_tenant.building_shop.owner_role,
+      usualstore_tenant.building_shop.admin_role,
+      usualstore_tenant.building_shop.developer_role,
+      usualstore_tenant.building_shop.customer_role,
+    ]
+  }
+}
