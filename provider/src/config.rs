@@ -297,8 +297,7 @@ pub fn resolve(
 
 /// What a configured provider hands every resource operation.
 pub struct ProviderContext {
-    // Kept for resources that write connection details (DSNs) into their outputs.
-    #[allow(dead_code)]
+    /// Also the source of the host, port and sslmode written into DSN outputs.
     pub settings: ConnectionSettings,
     pub server: usualstore_tenancy::Server,
 }

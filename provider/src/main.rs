@@ -3,6 +3,7 @@
 mod config;
 mod connect;
 mod diagnostics;
+mod dsn;
 mod logging;
 mod plugin;
 mod proto;

@@ -502,10 +502,20 @@ async fn converge(
             .context(format!("updating login user {username:?}"))?;
     }
 
-    // Memberships: exactly the one group. Each change holds the group's lock too, always taken
-    // after the user's, so concurrent applies on one tenant queue instead of colliding.
+    // Memberships: exactly the one group. Changes also hold the locks of every group involved,
+    // taken after the user's and in name order, so concurrent role switches (admin to developer
+    // here, developer to admin there) queue instead of deadlocking.
+    let mut involved: Vec<&str> = row.member_of.iter().map(String::as_str).collect();
+    if !involved.contains(&group.as_str()) {
+        involved.push(&group);
+    }
+    if involved != [group.as_str()] {
+        involved.sort_unstable();
+        for name in &involved {
+            lock_role(&transaction, name).await?;
+        }
+    }
     for membership in row.member_of.iter().filter(|m| **m != group) {
-        lock_role(&transaction, membership).await?;
         tracing::info!(role = username, group = %membership, "revoking membership");
         transaction
             .batch_execute(&format!("REVOKE {} FROM {user}", quote_ident(membership)))
@@ -513,7 +523,6 @@ async fn converge(
             .context(format!("revoking {membership:?} from {username:?}"))?;
     }
     if !row.member_of.contains(&group) {
-        lock_role(&transaction, &group).await?;
         tracing::info!(role = username, group = %group, "granting membership");
         transaction
             .batch_execute(&format!("GRANT {} TO {user}", quote_ident(&group)))
@@ -626,7 +635,9 @@ async fn delete_with(
         .await
         .context("starting the user transaction")?;
     lock_role(&transaction, username).await?;
-    for membership in &row.member_of {
+    let mut memberships = row.member_of.clone();
+    memberships.sort_unstable();
+    for membership in &memberships {
         lock_role(&transaction, membership).await?;
     }
     tracing::info!(role = username, "dropping login user");

@@ -360,10 +360,14 @@ async fn twenty_users_in_parallel_on_one_tenant() {
                 match step {
                     "create" => create_user(&server, &spec).await.map(drop),
                     "update" => {
-                        let changed = UserSpec {
-                            role: UserRole::Customer,
-                            ..spec
-                        };
+                        // Every role moves to the next one, so switches cross in both directions.
+                        let next = UserRole::ALL[(UserRole::ALL
+                            .iter()
+                            .position(|r| *r == spec.role)
+                            .unwrap_or(0)
+                            + 1)
+                            % 3];
+                        let changed = UserSpec { role: next, ..spec };
                         update_user(&server, &changed, true).await.map(drop)
                     }
                     _ => delete_user(&server, &spec.database, &spec.username).await,

@@ -2,11 +2,12 @@
 //! and calls it, so a resource deals in cty values and diagnostics only.
 
 pub mod tenant;
+pub mod tenant_user;
 
-use usualstore_cty::Value;
+use usualstore_cty::{ObjectBuilder, Value};
 
 use crate::config::ProviderContext;
-use crate::diagnostics::Diagnostics;
+use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::schema::Schema;
 
 /// What PlanResourceChange hands a resource. `prior` is null when creating, `proposed` is null when destroying.
@@ -57,5 +58,40 @@ pub trait Resource: Send + Sync {
 }
 
 pub fn all() -> Vec<Box<dyn Resource>> {
-    vec![Box::new(tenant::TenantResource::new())]
+    vec![
+        Box::new(tenant::TenantResource::new()),
+        Box::new(tenant_user::TenantUserResource::new()),
+    ]
+}
+
+/// A string attribute of a state we wrote ourselves; absent or malformed reads as None.
+pub(crate) fn state_string(state: &Value, name: &str) -> Option<String> {
+    state.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+pub(crate) fn state_bool(state: &Value, name: &str) -> Option<bool> {
+    state.get(name).and_then(Value::as_bool)
+}
+
+pub(crate) fn state_i64(state: &Value, name: &str) -> Option<i64> {
+    state.get(name).and_then(Value::as_i64)
+}
+
+pub(crate) fn attribute_diag(attribute: &str, detail: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::attribute_error(
+        attribute,
+        format!("Invalid {attribute}"),
+        detail.to_string(),
+    )
+}
+
+pub(crate) fn known_string(
+    builder: ObjectBuilder,
+    name: &str,
+    value: Option<&str>,
+) -> ObjectBuilder {
+    match value {
+        Some(v) => builder.string(name, v),
+        None => builder.unknown(name),
+    }
 }

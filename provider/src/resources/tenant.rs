@@ -6,7 +6,10 @@ use std::str::FromStr;
 use usualstore_cty::{ObjectBuilder, ObjectReader, Type, Value};
 use usualstore_tenancy::{Plan, RoleNames, TenantError, TenantSpec, TenantState, TenantStatus};
 
-use super::{PlanRequest, Planned, Resource};
+use super::{
+    PlanRequest, Planned, Resource, attribute_diag, known_string, state_bool, state_i64,
+    state_string,
+};
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::schema::{Attribute, Presence, Schema};
@@ -113,27 +116,6 @@ struct Desired {
     deletion_protection: Option<bool>,
 }
 
-/// A string attribute of a state we wrote ourselves; absent or malformed reads as None.
-fn state_string(state: &Value, name: &str) -> Option<String> {
-    state.get(name).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn state_bool(state: &Value, name: &str) -> Option<bool> {
-    state.get(name).and_then(Value::as_bool)
-}
-
-fn state_i64(state: &Value, name: &str) -> Option<i64> {
-    state.get(name).and_then(Value::as_i64)
-}
-
-fn attribute_diag(attribute: &str, detail: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::attribute_error(
-        attribute,
-        format!("Invalid {attribute}"),
-        detail.to_string(),
-    )
-}
-
 /// Reads and checks the user-set attributes of a configuration, proposed state or plan. Unknown values are
 /// passed over (they are checked again once known); null optional values get their defaults.
 fn desired(value: &Value) -> Result<Desired, Diagnostics> {
@@ -219,13 +201,6 @@ fn desired(value: &Value) -> Result<Desired, Diagnostics> {
         plan,
         deletion_protection,
     })
-}
-
-fn known_string(builder: ObjectBuilder, name: &str, value: Option<&str>) -> ObjectBuilder {
-    match value {
-        Some(v) => builder.string(name, v),
-        None => builder.unknown(name),
-    }
 }
 
 /// The planned state: user values with defaults filled and every computed value derived from them, so the plan

@@ -1,0 +1,124 @@
+//! Connection strings handed to applications: libpq key/value and `postgres://` URL forms of the same
+//! connection, escaped so that any password survives the trip.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// What a login user's application needs to connect.
+pub struct ConnectionInfo<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub dbname: &'a str,
+    pub sslmode: &'a str,
+}
+
+/// `host='…' port='…' user='…' password='…' dbname='…' sslmode='…'`: every value single-quoted, with
+/// backslashes and single quotes backslash-escaped, as libpq's conninfo parser expects.
+pub fn key_value(info: &ConnectionInfo<'_>) -> String {
+    let port = info.port.to_string();
+    [
+        ("host", info.host),
+        ("port", port.as_str()),
+        ("user", info.user),
+        ("password", info.password),
+        ("dbname", info.dbname),
+        ("sslmode", info.sslmode),
+    ]
+    .iter()
+    .map(|(key, value)| {
+        format!(
+            "{key}='{}'",
+            value.replace('\\', "\\\\").replace('\'', "\\'")
+        )
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded in user info and path.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `postgres://user:password@host:port/dbname?sslmode=…`, each component percent-encoded; an IPv6
+/// host goes in brackets.
+pub fn url(info: &ConnectionInfo<'_>) -> String {
+    let host = if info.host.contains(':') {
+        format!("[{}]", info.host)
+    } else {
+        utf8_percent_encode(info.host, COMPONENT).to_string()
+    };
+    format!(
+        "postgres://{}:{}@{host}:{}/{}?sslmode={}",
+        utf8_percent_encode(info.user, COMPONENT),
+        utf8_percent_encode(info.password, COMPONENT),
+        info.port,
+        utf8_percent_encode(info.dbname, COMPONENT),
+        utf8_percent_encode(info.sslmode, COMPONENT),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn info(password: &str) -> ConnectionInfo<'_> {
+        ConnectionInfo {
+            host: "db.internal",
+            port: 6432,
+            user: "building_admin",
+            password,
+            dbname: "building_shop",
+            sslmode: "prefer",
+        }
+    }
+
+    #[test]
+    fn key_value_quotes_everything() {
+        assert_eq!(
+            key_value(&info("it's a \\ test")),
+            "host='db.internal' port='6432' user='building_admin' password='it\\'s a \\\\ test' \
+             dbname='building_shop' sslmode='prefer'"
+        );
+    }
+
+    #[test]
+    fn both_forms_parse_back_to_the_same_connection() {
+        for password in [
+            "plain",
+            "with space",
+            "qu'ote\"double",
+            "back\\slash\\",
+            "p@ss:w/rd?#&=%",
+            "ünïcødé",
+            "' OR 1=1 --",
+        ] {
+            for text in [key_value(&info(password)), url(&info(password))] {
+                let config = tokio_postgres::Config::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{text:?} does not parse: {e}"));
+                assert_eq!(config.get_password(), Some(password.as_bytes()), "{text:?}");
+                assert_eq!(config.get_user(), Some("building_admin"));
+                assert_eq!(config.get_dbname(), Some("building_shop"));
+                assert_eq!(config.get_ports(), &[6432]);
+                assert_eq!(
+                    config.get_hosts(),
+                    &[tokio_postgres::config::Host::Tcp("db.internal".into())]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed_in_urls() {
+        let mut info = info("x");
+        info.host = "::1";
+        assert_eq!(
+            url(&info),
+            "postgres://building_admin:x@[::1]:6432/building_shop?sslmode=prefer"
+        );
+    }
+}
