@@ -26,18 +26,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "starting a throwaway PostgreSQL cluster"
-"$TESTPG" --ignore-stdin >"$work/pg.env" </dev/null &
-testpg_pid=$!
-for _ in $(seq 1 600); do
-    grep -q '^export PGSSLMODE=' "$work/pg.env" 2>/dev/null && break
-    kill -0 "$testpg_pid" 2>/dev/null || { echo "testpg exited early" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q '^export PGSSLMODE=' "$work/pg.env" || { echo "testpg printed no PG* settings" >&2; exit 1; }
-# shellcheck disable=SC1091 # generated at run time
-. "$work/pg.env"
-echo "PostgreSQL at $PGHOST:$PGPORT as $PGUSER" >&2
+if [[ -n "${PGHOST:-}" ]]; then
+    say "using the PostgreSQL server PGHOST names"
+else
+    say "starting a throwaway PostgreSQL cluster"
+    "$TESTPG" --ignore-stdin >"$work/pg.env" </dev/null &
+    testpg_pid=$!
+    for _ in $(seq 1 600); do
+        grep -q '^export PGSSLMODE=' "$work/pg.env" 2>/dev/null && break
+        kill -0 "$testpg_pid" 2>/dev/null || { echo "testpg exited early" >&2; exit 1; }
+        sleep 0.1
+    done
+    grep -q '^export PGSSLMODE=' "$work/pg.env" || { echo "testpg printed no PG* settings" >&2; exit 1; }
+    # shellcheck disable=SC1091 # generated at run time
+    . "$work/pg.env"
+fi
+echo "PostgreSQL at ${PGHOST}:${PGPORT:-5432} as ${PGUSER:-$(id -un)}" >&2
 
 cp -R "$DEMO_DIR" "$work/config"
 rm -rf "$work/config/.terraform" "$work/config/.terraform.lock.hcl" "$work/config"/*.tfstate*

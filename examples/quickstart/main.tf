@@ -36,3 +36,17 @@ output "tenant" {
     ]
   }
 }
+
+# The login the tenant's store-api container connects with (password generated, kept in state).
+resource "usualstore_tenant_user" "building_admin" {
+  tenant   = usualstore_tenant.building_shop.database_name
+  username = "building_admin"
+  role     = "admin"
+  email    = "ops@building-shop.example"
+}
+
+output "api_dsn" {
+  description = "DATABASE_DSN for store-api: terraform output -raw api_dsn"
+  value       = usualstore_tenant_user.building_admin.dsn
+  sensitive   = true
+}
