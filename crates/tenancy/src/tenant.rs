@@ -17,6 +17,7 @@ use crate::roles::{
     our_role, role_states,
 };
 use crate::server::{Server, Session};
+use crate::user::drop_users_of;
 
 /// First key of the per-tenant session advisory lock (second key: `hashtext(database)`):
 /// create, update and delete of one tenant never run at the same time, even from several
@@ -117,7 +118,7 @@ pub async fn update_tenant(
 pub async fn delete_tenant(server: &Server, database: &str) -> Result<(), TenantError> {
     validate_database_name(database)?;
     let mut maintenance = server.connect_maintenance().await?;
-    let result = delete_with(&mut maintenance, database).await;
+    let result = delete_with(server, &mut maintenance, database).await;
     maintenance.close().await;
     result
 }
@@ -355,7 +356,11 @@ async fn update_with(
         })
 }
 
-async fn delete_with(maintenance: &mut Session, database: &str) -> Result<(), TenantError> {
+async fn delete_with(
+    server: &Server,
+    maintenance: &mut Session,
+    database: &str,
+) -> Result<(), TenantError> {
     lock_tenant(maintenance, database).await?;
     let names = RoleNames::for_database(database);
     if let Some(row) = fetch_database(maintenance, database).await? {
@@ -374,6 +379,8 @@ async fn delete_with(maintenance: &mut Session, database: &str) -> Result<(), Te
     } else {
         tracing::info!(database, "database already gone; dropping leftover roles");
     }
+    // Login users of the tenant would be orphans (with passwords) once their tenant is gone.
+    drop_users_of(server, maintenance, database).await?;
     let roles: Vec<(RoleKind, &str)> = names.iter().rev().collect();
     let dropped = drop_our_roles(maintenance, database, &roles).await?;
     tracing::info!(database, roles = ?dropped, "tenant deleted");

@@ -651,3 +651,29 @@ async fn delete_with(
         .context(format!("committing the drop of {username:?}"))?;
     Ok(())
 }
+
+/// Drops every usualstore login user of `database`, whichever state still tracks it.
+pub(crate) async fn drop_users_of(
+    server: &Server,
+    client: &mut Client,
+    database: &str,
+) -> Result<(), TenantError> {
+    let rows = client
+        .query(
+            "SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid') FROM pg_roles r \
+             WHERE shobj_description(r.oid, 'pg_authid') LIKE '%\"usualstore\"%'",
+            &[],
+        )
+        .await
+        .context(format!("looking up the login users of {database:?}"))?;
+    for row in rows {
+        let username: String = row.get(0);
+        let comment: Option<String> = row.get(1);
+        let ours = UserComment::parse(comment.as_deref()).is_some_and(|c| c.database == database);
+        if ours {
+            tracing::info!(role = %username, database, "dropping login user of the deleted tenant");
+            delete_with(server, client, database, &username).await?;
+        }
+    }
+    Ok(())
+}

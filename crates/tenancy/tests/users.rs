@@ -417,3 +417,26 @@ async fn managed_operator_manages_users() {
     assert!(!role_exists(&spec.username).await);
     delete_tenant(&server, &a).await.expect("delete tenant");
 }
+
+#[tokio::test]
+async fn deleting_a_tenant_drops_its_users_and_only_its_users() {
+    let server = superuser_server();
+    let a = tenant(&server, "udel").await;
+    let b = tenant(&server, "udelb").await;
+    let a_user = user(&a, "gone", UserRole::Admin);
+    let b_user = user(&b, "stays", UserRole::Admin);
+    create_user(&server, &a_user).await.expect("create a user");
+    create_user(&server, &b_user).await.expect("create b user");
+    delete_tenant(&server, &a).await.expect("delete tenant a");
+    assert!(
+        !role_exists(&a_user.username).await,
+        "a's user outlived its tenant"
+    );
+    assert!(
+        role_exists(&b_user.username).await,
+        "b's user was dropped with a"
+    );
+    connect_as(&b, &b_user.username, &b_user.password).await;
+    delete_tenant(&server, &b).await.expect("delete tenant b");
+    assert!(!role_exists(&b_user.username).await);
+}

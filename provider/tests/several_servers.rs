@@ -1,0 +1,259 @@
+//! `examples/multi-server` against two throwaway servers: tenants land on the server they name, and a tenant is
+//! moved from one server to the other the way docs/guides/several-servers.md describes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+
+use support::pg::{self, block_on};
+use support::terraform::repo_root;
+use support::{Terraform, Workdir, hcl};
+use usualstore_testpg::Cluster;
+
+fn servers_tfvars(clusters: [&Cluster; 2], tenants: &BTreeMap<String, &str>) -> String {
+    let mut text = String::from("servers = {\n");
+    for (name, cluster) in ["primary", "secondary"].iter().zip(clusters) {
+        text.push_str(&format!(
+            "  {name} = {{ host = \"127.0.0.1\", port = {}, username = {}, password = {}, sslmode = \"disable\" }}\n",
+            cluster.port(),
+            hcl::string(cluster.superuser()),
+            hcl::string(cluster.superuser_password()),
+        ));
+    }
+    text.push_str("}\ntenants = {\n");
+    for (database, server) in tenants {
+        text.push_str(&format!(
+            "  {database} = {{ tenant_name = \"Tenant {database}\", plan = \"starter\", server = \"{server}\" }}\n"
+        ));
+    }
+    text.push_str("}\n");
+    text
+}
+
+fn database_exists(cluster: &Cluster, database: &str) -> bool {
+    let client = block_on(cluster.connect("postgres")).expect("connect");
+    block_on(client.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+        &[&database],
+    ))
+    .expect("query")
+    .get(0)
+}
+
+fn count_widgets(dsn: &str) -> i64 {
+    let config = tokio_postgres::Config::from_str(dsn).expect("DSN parses");
+    block_on(async {
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("DSN connects");
+        tokio::spawn(connection);
+        client
+            .query_one("SELECT count(*) FROM public.widgets", &[])
+            .await
+            .expect("count")
+            .get(0)
+    })
+}
+
+fn dsns(workdir: &Workdir) -> BTreeMap<String, String> {
+    let outputs = workdir.output_json();
+    let map = outputs["api_dsns"]["value"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    map.into_iter()
+        .map(|(name, dsn)| (name, dsn.as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// Runs a PostgreSQL client program of the cluster's installation as its superuser.
+fn pg_tool(cluster: &Cluster, program: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(cluster.bin_dir().join(program));
+    command.args(args).envs(cluster.pg_env());
+    command
+}
+
+fn tenants_spread_and_moved(terraform: &Terraform) {
+    let primary = Cluster::start().expect("primary server");
+    let secondary = Cluster::start().expect("secondary server");
+    let a = pg::unique_name("east");
+    let b = pg::unique_name("west");
+    let mut placement = BTreeMap::from([(a.clone(), "primary"), (b.clone(), "secondary")]);
+
+    let example = std::fs::read_to_string(repo_root().join("examples/multi-server/main.tf"))
+        .expect("example");
+    let workdir = Workdir::without_cluster(terraform, &example);
+    let tfvars = workdir.path().join("servers.tfvars");
+    let write_tfvars = |placement: &BTreeMap<String, &str>| {
+        std::fs::write(&tfvars, servers_tfvars([&primary, &secondary], placement)).expect("tfvars");
+    };
+    write_tfvars(&placement);
+    let vars = [
+        "-var-file=servers.tfvars",
+        "-var",
+        "deletion_protection=false",
+    ];
+    workdir.init();
+    workdir.apply(&vars);
+    assert!(
+        workdir.plan_detailed_with(&vars) == support::Plan::NoChanges,
+        "plan after apply has changes"
+    );
+
+    assert!(
+        database_exists(&primary, &a) && !database_exists(&secondary, &a),
+        "{a} is not only on primary"
+    );
+    assert!(
+        database_exists(&secondary, &b) && !database_exists(&primary, &b),
+        "{b} is not only on secondary"
+    );
+    let before = dsns(&workdir);
+    assert!(
+        before[&a].contains(&format!("port='{}'", primary.port())),
+        "{a}'s DSN points elsewhere"
+    );
+    assert!(
+        before[&b].contains(&format!("port='{}'", secondary.port())),
+        "{b}'s DSN points elsewhere"
+    );
+
+    // Rows the tenant holds before the move.
+    {
+        let client = block_on(primary.connect(&a)).expect("connect");
+        block_on(client.batch_execute(
+            "INSERT INTO public.widgets (name, price_cents, inventory_level) \
+             SELECT 'moved ' || g, 100, 3 FROM generate_series(1, 6) g",
+        ))
+        .expect("rows");
+    }
+
+    // The move, as the guide describes it: forget the tenant, create it on the other server, copy the data.
+    workdir.run(&[
+        "state",
+        "rm",
+        &format!("usualstore_tenant_user.primary_api[\"{a}\"]"),
+        &format!("usualstore_tenant.primary[\"{a}\"]"),
+    ]);
+    placement.insert(a.clone(), "secondary");
+    write_tfvars(&placement);
+    workdir.apply(&vars);
+    assert!(
+        database_exists(&secondary, &a),
+        "{a} was not created on secondary"
+    );
+    let dump = workdir.path().join("move.dump");
+    let dump_arg = dump.display().to_string();
+    let dumped = pg_tool(
+        &primary,
+        "pg_dump",
+        &[
+            "--format=custom",
+            "--data-only",
+            "--exclude-table-data=public.statuses",
+            "--exclude-table-data=public.transaction_statuses",
+            "--exclude-table-data=public.usualstore_schema_migrations",
+            "--file",
+            &dump_arg,
+            "--dbname",
+            &a,
+        ],
+    )
+    .stdin(Stdio::null())
+    .output()
+    .expect("run pg_dump");
+    assert!(
+        dumped.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    let restored = pg_tool(
+        &secondary,
+        "pg_restore",
+        &[
+            "--data-only",
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            "--dbname",
+            &a,
+            &dump_arg,
+        ],
+    )
+    .stdin(Stdio::null())
+    .output()
+    .expect("run pg_restore");
+    assert!(
+        restored.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let after = dsns(&workdir);
+    assert!(after[&a].contains(&format!("port='{}'", secondary.port())));
+    assert_eq!(
+        count_widgets(&after[&a]),
+        6,
+        "rows on the new server, through the new DSN"
+    );
+    assert!(
+        workdir.plan_detailed_with(&vars) == support::Plan::NoChanges,
+        "plan after the move has changes"
+    );
+
+    // Decommission the old copy: import it into a scratch configuration for the old server, then destroy.
+    let scratch = Workdir::without_cluster(
+        terraform,
+        &format!(
+            "{}resource \"usualstore_tenant\" \"old\" {{\n  database_name = {}\n  tenant_name = \"Tenant {a}\"\n  \
+             plan = \"starter\"\n  deletion_protection = false\n}}\n",
+            hcl::provider_config(&format!(
+                "  host = \"127.0.0.1\"\n  port = {}\n  username = {}\n  password = {}\n  sslmode = \"disable\"\n",
+                primary.port(),
+                hcl::string(primary.superuser()),
+                hcl::string(primary.superuser_password()),
+            )),
+            hcl::string(&a),
+        ),
+    );
+    scratch.init();
+    scratch.import("usualstore_tenant.old", &a);
+    scratch.apply(&[]);
+    scratch.destroy();
+    assert!(!database_exists(&primary, &a), "the old copy survived");
+
+    workdir.run(&[
+        "destroy",
+        "-no-color",
+        "-input=false",
+        "-auto-approve",
+        vars[0],
+        vars[1],
+        vars[2],
+    ]);
+    for (cluster, name) in [(&primary, "primary"), (&secondary, "secondary")] {
+        let client = block_on(cluster.connect("postgres")).expect("connect");
+        let left: i64 = block_on(client.query_one(
+            "SELECT (SELECT count(*) FROM pg_database WHERE datname LIKE 'east%' OR datname LIKE 'west%') \
+                  + (SELECT count(*) FROM pg_roles WHERE rolname LIKE 'east%' OR rolname LIKE 'west%')",
+            &[],
+        ))
+        .expect("query")
+        .get(0);
+        assert_eq!(left, 0, "objects left on {name}");
+    }
+    primary.stop().expect("stop primary");
+    secondary.stop().expect("stop secondary");
+}
+
+#[test]
+fn two_servers_with_terraform_1_11() {
+    support::with_terraform(Terraform::v1_11, "1.11", tenants_spread_and_moved);
+}
+
+#[test]
+fn two_servers_with_terraform_1_0() {
+    support::with_terraform(Terraform::v1_0, "1.0.3", tenants_spread_and_moved);
+}
