@@ -72,6 +72,12 @@ pub fn schema() -> Schema {
                 Optional,
                 "Port written into the DSNs that tenant users get. Defaults to the resolved `port`.",
             ),
+            Attribute::new(
+                "max_connections",
+                Type::Number,
+                Optional,
+                "Most connections the provider opens to the server at once; each resource operation holds up to two, and operations beyond the limit wait their turn. At least 2; default 20, enough for Terraform's default `-parallelism=10` without waiting. Keep it below the server's `max_connections` minus what applications need.",
+            ),
         ],
     }
 }
@@ -103,6 +109,7 @@ pub struct ConnectionSettings {
     pub database: String,
     pub sslmode: SslMode,
     pub connect_timeout: Duration,
+    pub max_connections: u32,
     pub dsn_host: String,
     pub dsn_port: u16,
 }
@@ -117,6 +124,7 @@ impl std::fmt::Debug for ConnectionSettings {
             .field("database", &self.database)
             .field("sslmode", &self.sslmode)
             .field("connect_timeout", &self.connect_timeout)
+            .field("max_connections", &self.max_connections)
             .field("dsn_host", &self.dsn_host)
             .field("dsn_port", &self.dsn_port)
             .finish()
@@ -155,6 +163,7 @@ pub fn resolve(
         "connect_timeout",
         "dsn_host",
         "dsn_port",
+        "max_connections",
     ] {
         if reader.is_unknown(name) {
             diagnostics.push(Diagnostic::attribute_error(
@@ -269,11 +278,38 @@ pub fn resolve(
             None
         }
     };
+    let max_connections = match keep(
+        &mut diagnostics,
+        reader.optional_i64("max_connections").map_err(|e| {
+            Diagnostic::attribute_error(
+                "max_connections",
+                "Invalid provider attribute",
+                e.to_string(),
+            )
+        }),
+    )
+    .flatten()
+    {
+        None => Some(DEFAULT_MAX_CONNECTIONS),
+        Some(n) => {
+            match u32::try_from(n) {
+                Ok(n) if n >= CONNECTIONS_PER_OPERATION => Some(n),
+                _ => {
+                    diagnostics.push(Diagnostic::attribute_error(
+                    "max_connections",
+                    "Invalid max_connections",
+                    format!("`max_connections` must be at least {CONNECTIONS_PER_OPERATION}, got {n}."),
+                ));
+                    None
+                }
+            }
+        }
+    };
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
-    let (Some(port), Some(dsn_port), Some(sslmode), Some(connect_timeout)) =
-        (port, dsn_port, sslmode, connect_timeout)
+    let (Some(port), Some(dsn_port), Some(sslmode), Some(connect_timeout), Some(max_connections)) =
+        (port, dsn_port, sslmode, connect_timeout, max_connections)
     else {
         return Err(diagnostics);
     };
@@ -292,14 +328,42 @@ pub fn resolve(
         sslmode,
         connect_timeout,
         dsn_port,
+        max_connections,
     })
 }
+
+/// Connections one resource operation may hold at once (maintenance database and tenant database).
+pub const CONNECTIONS_PER_OPERATION: u32 = 2;
+const DEFAULT_MAX_CONNECTIONS: u32 = 20;
 
 /// What a configured provider hands every resource operation.
 pub struct ProviderContext {
     /// Also the source of the host, port and sslmode written into DSN outputs.
     pub settings: ConnectionSettings,
     pub server: usualstore_tenancy::Server,
+    /// One permit per connection: `-parallelism=50` against a server with 100 connections must queue here
+    /// instead of failing with "too many clients".
+    connections: tokio::sync::Semaphore,
+}
+
+impl ProviderContext {
+    pub fn new(settings: ConnectionSettings, server: usualstore_tenancy::Server) -> Self {
+        let permits = usize::try_from(settings.max_connections).unwrap_or(usize::MAX);
+        Self {
+            settings,
+            server,
+            connections: tokio::sync::Semaphore::new(permits),
+        }
+    }
+
+    /// Waits for room for one more operation; the room is given back when the permit drops.
+    pub async fn operation_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed, so this only fails if that changes; then run unthrottled.
+        self.connections
+            .acquire_many(CONNECTIONS_PER_OPERATION)
+            .await
+            .ok()
+    }
 }
 
 /// Keeps a value, or records its diagnostic so every configuration error is reported at once.

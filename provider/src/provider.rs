@@ -295,7 +295,7 @@ impl Provider for UsualstoreProvider {
             );
             let server = crate::connect::server_for(&settings);
             crate::connect::check(&server, &settings).await?;
-            Ok::<_, Diagnostics>(ProviderContext { settings, server })
+            Ok::<_, Diagnostics>(ProviderContext::new(settings, server))
         }
         .await;
         let diagnostics = match result {
@@ -323,6 +323,7 @@ impl Provider for UsualstoreProvider {
                 return encode(&Value::Null, &ty);
             }
             let ctx = self.context().await?;
+            let _slot = ctx.operation_slot().await;
             let refreshed = resource.read(&ctx, &state).await?;
             encode(&refreshed, &ty)
         }
@@ -355,6 +356,10 @@ impl Provider for UsualstoreProvider {
             let proposed = decode(req.proposed_new_state.as_ref(), &ty, "proposed state")?;
             let config = decode(req.config.as_ref(), &ty, "configuration")?;
             let ctx = self.context.read().await.clone();
+            let _slot = match &ctx {
+                Some(ctx) => ctx.operation_slot().await,
+                None => None,
+            };
             let planned = resource
                 .plan(
                     ctx.as_deref(),
@@ -399,6 +404,7 @@ impl Provider for UsualstoreProvider {
             let prior = decode(req.prior_state.as_ref(), &ty, "prior state")?;
             let planned = decode(req.planned_state.as_ref(), &ty, "planned state")?;
             let ctx = self.context().await?;
+            let _slot = ctx.operation_slot().await;
             let new_state = resource.apply(&ctx, &prior, &planned).await?;
             encode(&new_state, &ty)
         }
@@ -430,6 +436,7 @@ impl Provider for UsualstoreProvider {
             let resource = self.resource(&req.type_name)?;
             let ty = resource.schema().object_type();
             let ctx = self.context().await?;
+            let _slot = ctx.operation_slot().await;
             let state = resource.import(&ctx, &req.id).await?;
             encode(&state, &ty)
         }

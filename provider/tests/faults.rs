@@ -378,14 +378,52 @@ fn connection_dropped_during_migration(terraform: &Terraform) {
     server.assert_exactly(&database, &[], 0);
 }
 
+/// Fifty tenants at `-parallelism=50` through a provider allowed 6 connections: everything succeeds and the
+/// provider never holds more than its limit (it queues instead of exhausting the server's connections).
 fn fifty_tenants_at_parallelism_fifty(terraform: &Terraform) {
+    const LIMIT: i64 = 6;
     let prefix = pg::unique_name("fifty");
     let server = Server { cluster: None };
     let tenants: Vec<String> = (0..50).map(|i| format!("{prefix}_{i}")).collect();
-    let mut workdir = workdir_for(terraform, None, &config(&tenants, 1));
+    let text = config(&tenants, 1).replacen(
+        &hcl::provider_config(""),
+        &hcl::provider_config(&format!("  max_connections = {LIMIT}")),
+        1,
+    );
+    let mut workdir = workdir_for(terraform, None, &text);
     workdir.set_timeout(Duration::from_secs(600));
     workdir.init();
-    workdir.apply(&["-parallelism=50"]);
+    let done = AtomicBool::new(false);
+    let peak = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let client = server.connect("postgres").expect("connect");
+            let mut peak = 0i64;
+            while !done.load(Ordering::SeqCst) {
+                let now: i64 = block_on(client.query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'terraform-provider-usualstore' \
+                     AND (datname LIKE $1 OR datname = 'postgres')",
+                    &[&format!("{prefix}%")],
+                ))
+                .expect("pg_stat_activity")
+                .get(0);
+                peak = peak.max(now);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        });
+        let applied = workdir.try_apply(&["-parallelism=50"]);
+        done.store(true, Ordering::SeqCst);
+        assert!(
+            applied.success(),
+            "apply at parallelism 50 failed:\n{applied}"
+        );
+        watcher.join().expect("watcher")
+    });
+    assert!(peak > 0, "the watcher never saw the provider's connections");
+    assert!(
+        peak <= LIMIT,
+        "the provider held {peak} connections, more than max_connections = {LIMIT}"
+    );
     workdir.assert_no_changes();
     server.assert_exactly(&prefix, &tenants, 1);
     workdir.run(&[
