@@ -1,6 +1,172 @@
-//! Placeholder until the store-api issue builds the per-tenant HTTP service.
+//! `store-api`: serves one tenant's store over HTTP. See the crate README for settings.
 
-fn main() {
-    eprintln!("store-api is not built yet: see the store-api issue");
-    std::process::exit(2);
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use store_api::cli::{self, CliError};
+use store_api::{AppState, Config, logging};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("serve") => serve(),
+        Some("user") => match cli::user(&args[1..]) {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(CliError::Usage(message)) => {
+                eprintln!("store-api: {message}");
+                ExitCode::from(2)
+            }
+            Err(error) => {
+                eprintln!("store-api: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("healthcheck") => {
+            if cli::healthcheck() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Some("-V" | "--version") => {
+            println!("store-api {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("store-api: unknown command {other:?}\n{}", cli::USAGE);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve() -> ExitCode {
+    // One line naming the setting, before anything else is printed.
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("store-api: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format, config.log_level.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("store-api: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "store-api stopped");
+            eprintln!("store-api: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let state = AppState::new(&config)?;
+    let address = (config.host, config.port);
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("API_PORT: cannot listen on {}:{}", config.host, config.port))?;
+    tracing::info!(
+        tenant = %config.tenant_name,
+        database = %config.database.describe(),
+        tls = config.database.tls,
+        address = %listener.local_addr()?,
+        pool_size = config.pool_size,
+        "store-api listening"
+    );
+    // Say early whether the database is there; serving starts either way (readyz tells).
+    match state.pool.get().await {
+        Ok(client) => {
+            fit_pool_to_connection_limit(&state, &client).await;
+            match usualstore_schema::applied_version(&client).await {
+                Ok(version) if version >= store_api::NEEDED_SCHEMA_VERSION => {
+                    tracing::info!(schema_version = version, "database reachable");
+                }
+                Ok(version) => tracing::warn!(
+                    schema_version = version,
+                    needed = store_api::NEEDED_SCHEMA_VERSION,
+                    "the database schema is older than this build needs; /readyz reports 503"
+                ),
+                Err(error) => tracing::warn!(%error, "cannot read the schema version"),
+            }
+        }
+        Err(error) => tracing::warn!(
+            error = %store_api::error::ApiError::from(error).message,
+            "database not reachable yet; requests get 503 until it is"
+        ),
+    }
+    let drain = config.request_timeout + Duration::from_secs(5);
+    let router = store_api::router(state.clone());
+    store_api::serve(listener, router, shutdown_signal(), drain).await?;
+    state.pool.close();
+    tracing::info!("store-api stopped");
+    Ok(())
+}
+
+/// The tenant's plan is its database's connection limit (free: 5). A pool larger than that
+/// would only turn busy moments into "too many connections" errors, so it shrinks to the limit.
+async fn fit_pool_to_connection_limit(state: &AppState, client: &tokio_postgres::Client) {
+    let limit = match client
+        .query_one(
+            "SELECT datconnlimit FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .and_then(|row| row.try_get::<_, i32>(0))
+    {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::debug!(%error, "cannot read the database's connection limit");
+            return;
+        }
+    };
+    let size = state.pool.status().max_size;
+    if let Ok(limit) = usize::try_from(limit)
+        && limit > 0
+        && limit < size
+    {
+        state.pool.resize(limit);
+        tracing::warn!(
+            pool_size = size,
+            connection_limit = limit,
+            "DB_POOL_SIZE is above the database's connection limit (the tenant's plan); using the limit"
+        );
+    }
+}
+
+/// SIGTERM (docker stop, Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (terminate, interrupt) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for signals; stop the process with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
 }

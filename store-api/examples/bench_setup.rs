@@ -1,0 +1,198 @@
+//! Prepares `make bench`'s store-api comparison (run by store-api/bench/run.sh): provisions a
+//! tenant with the project's own tenancy code on the server the `PG*` variables name (as
+//! superuser), adds an admin login role, seeds widgets and customers, signs a bench user in, and
+//! writes pgbench scripts made of the very statements store-api runs for `GET /api/widgets/{id}`
+//! and `POST /api/orders`.
+//!
+//! Usage: `bench_setup OUT_DIR [WIDGETS] [CUSTOMERS]`. Prints `export NAME='value'` lines.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use store_api::auth::{TOKEN_LOOKUP, hash_password, new_token, token_hash};
+use store_api::routes::orders::{INSERT_ORDER, customer_by_id, take_stock};
+use store_api::routes::widgets::SELECT_ONE;
+use usualstore_tenancy::{
+    Plan, RoleNames, Server, TenantSpec, create_tenant, quote_ident, quote_literal,
+};
+
+/// Every seeded widget costs this much, so an order of one is always this amount.
+const PRICE_CENTS: i64 = 1000;
+
+/// `$1`… → `:name`, highest number first so `$1` does not eat the front of `$13`.
+fn with_variables(sql: &str, names: &[&str]) -> String {
+    let mut out = sql.to_owned();
+    for (index, name) in names.iter().enumerate().rev() {
+        out = out.replace(&format!("${}", index + 1), &format!(":{name}"));
+    }
+    out
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let out_dir = PathBuf::from(
+        args.next()
+            .ok_or("usage: bench_setup OUT_DIR [WIDGETS] [CUSTOMERS]")?,
+    );
+    let widgets: i64 = args.next().map_or(Ok(1000), |v| v.parse())?;
+    let customers: i64 = args.next().map_or(Ok(1000), |v| v.parse())?;
+
+    let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let host = env("PGHOST")?;
+    let port: u16 = env("PGPORT")?.parse()?;
+    let mut admin_config = tokio_postgres::Config::new();
+    admin_config
+        .host(&host)
+        .port(port)
+        .user(&env("PGUSER")?)
+        .password(env("PGPASSWORD")?)
+        .dbname("postgres");
+    let server = Server::without_tls(admin_config.clone());
+
+    let database = format!("bench_{}", std::process::id());
+    let tenant_name = "Bench Shop";
+    create_tenant(
+        &server,
+        &TenantSpec {
+            database_name: database.clone(),
+            tenant_name: tenant_name.to_owned(),
+            plan: Plan::Enterprise,
+        },
+    )
+    .await?;
+
+    let login = format!("{database}_api");
+    let login_password = format!("pw{:016x}", rand::random::<u64>());
+    let roles = RoleNames::for_database(&database);
+    let (maintenance, connection) = admin_config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    maintenance
+        .batch_execute(&format!(
+            "CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}",
+            quote_ident(&login),
+            quote_literal(&login_password),
+            quote_ident(&roles.admin)
+        ))
+        .await?;
+
+    let mut tenant_config = admin_config.clone();
+    tenant_config.dbname(&database);
+    let (tenant, connection) = tenant_config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    tenant
+        .execute(
+            "INSERT INTO public.widgets (name, description, inventory_level, price_cents, image) \
+             SELECT 'Widget ' || n, 'A widget for benchmarks', 100000000, $1, 'widget.png' \
+             FROM generate_series(1, $2::bigint) n",
+            &[&PRICE_CENTS, &widgets],
+        )
+        .await?;
+    tenant
+        .execute(
+            "INSERT INTO public.customers (first_name, last_name, email) \
+             SELECT 'First' || n, 'Last' || n, 'customer' || n || '@example.com' \
+             FROM generate_series(1, $1::bigint) n",
+            &[&customers],
+        )
+        .await?;
+    let user_id: i64 = tenant
+        .query_one(
+            "INSERT INTO public.users (first_name, last_name, email, password_hash, role) \
+             VALUES ('Bench', 'Admin', 'bench@example.com', $1, 'admin') RETURNING id",
+            &[&hash_password("bench password 1")?],
+        )
+        .await?
+        .get(0);
+    let token = new_token();
+    let hash = token_hash(&token);
+    tenant
+        .execute(
+            "INSERT INTO public.tokens (user_id, name, email, token_hash, expiry) \
+             VALUES ($1, 'Bench Admin', 'bench@example.com', $2, now() + interval '1 day')",
+            &[&user_id, &hash],
+        )
+        .await?;
+    tenant.batch_execute("VACUUM ANALYZE").await?;
+
+    std::fs::create_dir_all(&out_dir)?;
+    let reads = format!(
+        "\\set id random(1, {widgets})\n{};\n",
+        with_variables(SELECT_ONE, &["id"])
+    );
+    std::fs::write(out_dir.join("pgbench-reads.sql"), reads)?;
+
+    let mut orders = String::new();
+    writeln!(orders, "\\set wid random(1, {widgets})")?;
+    writeln!(orders, "\\set cid random(1, {customers})")?;
+    writeln!(orders, "\\set qty 1")?;
+    writeln!(orders, "\\set amount {PRICE_CENTS}")?;
+    writeln!(orders, "\\set month 12")?;
+    writeln!(orders, "\\set year 2030")?;
+    writeln!(orders, "{};", with_variables(TOKEN_LOOKUP, &["tokenhash"]))?;
+    writeln!(orders, "BEGIN;")?;
+    writeln!(orders, "{};", with_variables(&customer_by_id(), &["cid"]))?;
+    writeln!(
+        orders,
+        "{};",
+        with_variables(&take_stock(), &["wid", "qty"])
+    )?;
+    writeln!(
+        orders,
+        "{};",
+        with_variables(
+            INSERT_ORDER,
+            &[
+                "amount",
+                "currency",
+                "lastfour",
+                "returncode",
+                "month",
+                "year",
+                "intent",
+                "method",
+                "paystatus",
+                "wid",
+                "orderstatus",
+                "cid",
+                "qty",
+            ]
+        )
+    )?;
+    writeln!(orders, "COMMIT;")?;
+    std::fs::write(out_dir.join("pgbench-orders.sql"), orders)?;
+    // pgbench's \set takes numbers only; strings come in as -D definitions.
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let defines = [
+        format!("tokenhash=\\x{hex}"),
+        "currency=USD".to_owned(),
+        "lastfour=4242".to_owned(),
+        "returncode=00".to_owned(),
+        "intent=pi_bench".to_owned(),
+        "method=card".to_owned(),
+        "paystatus=Cleared".to_owned(),
+        "orderstatus=Cleared".to_owned(),
+    ];
+    std::fs::write(
+        out_dir.join("pgbench-orders.defines"),
+        defines.join("\n") + "\n",
+    )?;
+
+    let dsn = format!(
+        "host='{host}' port='{port}' user='{login}' password='{login_password}' dbname='{database}' sslmode='disable'"
+    );
+    for (name, value) in [
+        ("BENCH_DSN", dsn.as_str()),
+        ("BENCH_TENANT", tenant_name),
+        ("BENCH_DATABASE", database.as_str()),
+        ("BENCH_LOGIN", login.as_str()),
+        ("BENCH_LOGIN_PASSWORD", login_password.as_str()),
+        ("BENCH_TOKEN", token.as_str()),
+        ("BENCH_WIDGETS", &widgets.to_string()),
+        ("BENCH_CUSTOMERS", &customers.to_string()),
+    ] {
+        println!("export {name}='{}'", value.replace('\'', r"'\''"));
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! The router, its shared state and the middleware every request passes through.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use deadpool_postgres::Pool;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::db::{self, PoolBuildError};
+use crate::error::{ApiError, REQUEST, RequestContext};
+use crate::metrics::Metrics;
+use crate::routes::{customers, operations, orders, reference, session, users, widgets};
+
+/// Largest request body accepted (413 above it). The biggest legitimate body, an order with
+/// its customer and payment, is well under 2 KiB.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler can reach. Cheap to clone (axum clones it per request).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub tenant: Arc<str>,
+    pub metrics: Arc<Metrics>,
+    pub token_ttl: Duration,
+    pub request_timeout: Duration,
+}
+
+impl AppState {
+    /// Builds the pool; connects nothing yet.
+    pub fn new(config: &Config) -> Result<AppState, PoolBuildError> {
+        Ok(AppState {
+            pool: db::build_pool(&config.database, config.pool_size, config.request_timeout)?,
+            tenant: Arc::from(config.tenant_name.as_str()),
+            metrics: Arc::new(Metrics::default()),
+            token_ttl: config.token_ttl,
+            request_timeout: config.request_timeout,
+        })
+    }
+}
+
+/// Every route. `/api/openapi.json` documents exactly these (a test holds them together).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(operations::healthz))
+        .route("/readyz", get(operations::readyz))
+        .route("/metrics", get(operations::metrics))
+        .route("/api/openapi.json", get(operations::openapi))
+        .route("/api/widgets", get(widgets::list).post(widgets::create))
+        .route(
+            "/api/widgets/{id}",
+            get(widgets::get)
+                .patch(widgets::update)
+                .delete(widgets::delete),
+        )
+        .route(
+            "/api/customers",
+            get(customers::list).post(customers::create),
+        )
+        .route("/api/customers/{id}", get(customers::get))
+        .route("/api/orders", get(orders::list).post(orders::place))
+        .route("/api/orders/{id}", get(orders::get))
+        .route("/api/orders/{id}/refund", post(orders::refund))
+        .route("/api/orders/{id}/cancel", post(orders::cancel))
+        .route("/api/statuses", get(reference::statuses))
+        .route(
+            "/api/transaction-statuses",
+            get(reference::transaction_statuses),
+        )
+        .route("/api/authenticate", post(session::authenticate))
+        .route("/api/logout", post(session::logout))
+        .route("/api/users", get(users::list).post(users::create))
+        .route(
+            "/api/users/{id}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such endpoint; GET /api/openapi.json lists them",
+    )
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; GET /api/openapi.json lists them",
+    )
+}
+
+/// Request id, timeout, span, metrics and the one log line per request.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id: Arc<str> = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(format!("{:016x}", rand::random::<u64>())));
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        tenant = %state.tenant,
+        request_id = %request_id,
+        method = %method,
+        route = route.as_deref().unwrap_or("-"),
+    );
+    // The path, not the URI: query strings carry search terms, which are personal data.
+    let path = request.uri().path().to_owned();
+    let context = RequestContext {
+        request_id: request_id.clone(),
+        tenant: state.tenant.clone(),
+    };
+    let timeout = state.request_timeout;
+    let mut response = REQUEST
+        .scope(context, async move {
+            match tokio::time::timeout(timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+                    ApiError::unavailable(
+                        "timeout",
+                        "the request took too long and was abandoned; try again",
+                    )
+                    .into_response()
+                }
+            }
+        })
+        .instrument(span.clone())
+        .await;
+    let elapsed = started.elapsed();
+    let status = response.status();
+    state.metrics.record(
+        method.as_str(),
+        route.as_deref().unwrap_or("unmatched"),
+        status.as_u16(),
+        elapsed,
+    );
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::warn!(parent: &span, status = status.as_u16(), elapsed_ms, path, "request failed");
+    } else {
+        tracing::info!(parent: &span, status = status.as_u16(), elapsed_ms, path, "request");
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets in-flight requests finish,
+/// for at most `drain` longer.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = stop_rx.await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        outcome = &mut server => return flatten(outcome),
+        () = shutdown => {}
+    }
+    tracing::info!(
+        drain_ms = drain.as_millis() as u64,
+        "shutting down: no new connections, finishing requests in flight"
+    );
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(drain, &mut server).await {
+        Ok(outcome) => flatten(outcome),
+        Err(_) => {
+            tracing::warn!("requests still running after the drain period; exiting anyway");
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+fn flatten(outcome: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    match outcome {
+        Ok(result) => result,
+        Err(error) => Err(std::io::Error::other(error)),
+    }
+}

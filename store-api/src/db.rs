@@ -1,0 +1,245 @@
+//! The connection pool and what database failures mean for a request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio_postgres::error::SqlState;
+
+use crate::config::DatabaseConfig;
+
+/// How long a request waits for a pooled connection before it is told the service is busy.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+#[error("building the connection pool: {0}")]
+pub struct PoolBuildError(String);
+
+/// A pool that connects lazily: the service starts (and answers `/healthz`) while the database
+/// is still down, and reconnects by itself when it comes back.
+///
+/// Every connection gets `statement_timeout` = the request timeout, so a statement whose
+/// request was abandoned cannot keep a pooled connection busy for long.
+pub fn build_pool(
+    database: &DatabaseConfig,
+    size: usize,
+    request_timeout: Duration,
+) -> Result<Pool, PoolBuildError> {
+    let manager_config = ManagerConfig {
+        // Fast: a closed connection (server restarted) is discarded on checkout without a round
+        // trip; a connection that dies while idle fails one statement, which maps to 503.
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = if database.tls {
+        Manager::from_config(database.pg.clone(), encrypting_connector(), manager_config)
+    } else {
+        Manager::from_config(database.pg.clone(), tokio_postgres::NoTls, manager_config)
+    };
+    let create_timeout = database
+        .pg
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(Duration::from_secs(5));
+    let statement_timeout_ms = request_timeout.as_millis().max(1);
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT.min(request_timeout)))
+        .create_timeout(Some(create_timeout))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute(&format!(
+                        "SET statement_timeout = {statement_timeout_ms}; SET TIME ZONE 'UTC'"
+                    ))
+                    .await
+                    .map_err(deadpool_postgres::HookError::Backend)
+            })
+        }))
+        .build()
+        .map_err(|error| PoolBuildError(error.to_string()))
+}
+
+/// libpq's `prefer` and `require` encrypt without checking who the server is; so does this.
+/// Handshake signatures are still verified, so the keys belong to the certificate presented.
+fn encrypting_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(AnyServerCertificate {
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let builder = match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(builder) => builder,
+        // aws-lc-rs supports the default protocol versions; this arm is unreachable in practice.
+        Err(_) => rustls::ClientConfig::builder(),
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+#[derive(Debug)]
+struct AnyServerCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AnyServerCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// What a database failure means for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database cannot be reached or is restarting: try again later (503).
+    Unavailable,
+    /// No pooled connection became free in time (503).
+    Busy,
+    /// A statement ran into `statement_timeout` (503).
+    TimedOut,
+    /// The database user may not do this, e.g. a read-only DSN asked to write (403).
+    PermissionDenied,
+    /// A unique constraint (409).
+    Duplicate,
+    /// A row is still referenced, or a referenced row is gone (409).
+    Referenced,
+    /// A check constraint or a value out of range (400).
+    InvalidValue,
+    /// Serialization failure or deadlock: safe to retry (503).
+    Contention,
+    /// Anything else: a bug or a schema mismatch (500).
+    Internal,
+}
+
+pub fn classify(error: &tokio_postgres::Error) -> Failure {
+    if let Some(code) = error.code() {
+        return classify_state(code);
+    }
+    // No SQLSTATE: the connection failed or closed (I/O error, server gone, TLS refused).
+    Failure::Unavailable
+}
+
+fn classify_state(code: &SqlState) -> Failure {
+    let class = &code.code()[..2];
+    match class {
+        // connection exceptions, insufficient resources, operator intervention (shutdown,
+        // restart), invalid authorization (the DSN's password no longer works), no database
+        "08" | "53" | "57" if *code != SqlState::QUERY_CANCELED => Failure::Unavailable,
+        "28" | "3D" => Failure::Unavailable,
+        "40" => Failure::Contention,
+        _ if *code == SqlState::QUERY_CANCELED => Failure::TimedOut,
+        _ if *code == SqlState::INSUFFICIENT_PRIVILEGE => Failure::PermissionDenied,
+        _ if *code == SqlState::UNIQUE_VIOLATION => Failure::Duplicate,
+        _ if *code == SqlState::FOREIGN_KEY_VIOLATION => Failure::Referenced,
+        "22" | "23" => Failure::InvalidValue,
+        _ => Failure::Internal,
+    }
+}
+
+pub fn classify_pool(error: &PoolError) -> Failure {
+    match error {
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => Failure::Busy,
+        PoolError::Timeout(_) | PoolError::Closed => Failure::Unavailable,
+        PoolError::Backend(error) => classify(error),
+        PoolError::PostCreateHook(deadpool_postgres::HookError::Backend(error)) => classify(error),
+        PoolError::PostCreateHook(_) => Failure::Unavailable,
+        PoolError::NoRuntimeSpecified => Failure::Internal,
+    }
+}
+
+/// The database's own words, without the connection details tokio-postgres may add.
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
+/// The constraint a database error names, if any.
+pub fn constraint(error: &tokio_postgres::Error) -> Option<&str> {
+    error.as_db_error().and_then(|db| db.constraint())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_map_to_failures() {
+        assert_eq!(
+            classify_state(&SqlState::INSUFFICIENT_PRIVILEGE),
+            Failure::PermissionDenied
+        );
+        assert_eq!(
+            classify_state(&SqlState::ADMIN_SHUTDOWN),
+            Failure::Unavailable
+        );
+        assert_eq!(
+            classify_state(&SqlState::CANNOT_CONNECT_NOW),
+            Failure::Unavailable
+        );
+        assert_eq!(
+            classify_state(&SqlState::TOO_MANY_CONNECTIONS),
+            Failure::Unavailable
+        );
+        assert_eq!(classify_state(&SqlState::QUERY_CANCELED), Failure::TimedOut);
+        assert_eq!(
+            classify_state(&SqlState::UNIQUE_VIOLATION),
+            Failure::Duplicate
+        );
+        assert_eq!(
+            classify_state(&SqlState::FOREIGN_KEY_VIOLATION),
+            Failure::Referenced
+        );
+        assert_eq!(
+            classify_state(&SqlState::CHECK_VIOLATION),
+            Failure::InvalidValue
+        );
+        assert_eq!(
+            classify_state(&SqlState::T_R_SERIALIZATION_FAILURE),
+            Failure::Contention
+        );
+        assert_eq!(
+            classify_state(&SqlState::UNDEFINED_TABLE),
+            Failure::Internal
+        );
+    }
+}

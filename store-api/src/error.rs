@@ -1,0 +1,245 @@
+//! Every error a client sees, in one JSON shape:
+//!
+//! ```json
+//! {"error": {"status": 404, "code": "not_found", "message": "widget 7 does not exist",
+//!            "field": null, "request_id": "5f0c…"}, "tenant": "Building Shop Inc."}
+//! ```
+//!
+//! `code` is stable and meant for programs; `message` is for people; `field` names the request
+//! field at fault (400s), otherwise it is null.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::db::{self, Failure};
+
+/// What the request middleware knows about the request being served, for error bodies.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub request_id: Arc<str>,
+    pub tenant: Arc<str>,
+}
+
+tokio::task_local! {
+    pub static REQUEST: RequestContext;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 400 naming the field at fault.
+    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message).with_field(field)
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(what: &str, id: i64) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} {id} does not exist"),
+        )
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the log has details under this request id",
+        )
+    }
+
+    fn from_failure(failure: Failure, detail: &str, constraint: Option<&str>) -> ApiError {
+        match failure {
+            Failure::Unavailable => {
+                tracing::warn!(error = detail, "database unavailable");
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "the database is unavailable; try again shortly",
+                )
+            }
+            Failure::Busy => ApiError::unavailable(
+                "database_busy",
+                "every database connection is busy; try again shortly",
+            ),
+            Failure::TimedOut => ApiError::unavailable(
+                "timeout",
+                "the database did not answer in time; try again shortly",
+            ),
+            Failure::Contention => ApiError::unavailable(
+                "contention",
+                "the change collided with another one; try again",
+            ),
+            Failure::PermissionDenied => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "database_permission_denied",
+                "the database user this service connects as is not allowed to do this \
+                 (a read-only DSN cannot write)",
+            ),
+            Failure::Duplicate => ApiError::conflict(
+                "duplicate",
+                match constraint {
+                    Some("customers_email_key") => "a customer with this email already exists",
+                    Some("users_email_key") => "a user with this email already exists",
+                    _ => "a record with this value already exists",
+                },
+            ),
+            Failure::Referenced => ApiError::conflict(
+                "referenced",
+                "the record is referenced by orders and cannot be removed",
+            ),
+            Failure::InvalidValue => {
+                let error = ApiError::bad_request(
+                    "invalid_value",
+                    format!("the database rejected a value: {detail}"),
+                );
+                match constraint.and_then(field_of_constraint) {
+                    Some(field) => error.with_field(field),
+                    None => error,
+                }
+            }
+            Failure::Internal => {
+                tracing::error!(error = detail, "database error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// `widgets_price_cents_check` → `price_cents` (PostgreSQL's default check constraint names).
+fn field_of_constraint(constraint: &str) -> Option<String> {
+    let rest = constraint.strip_suffix("_check")?;
+    let (_, column) = rest.split_once('_')?;
+    Some(column.to_owned())
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> ApiError {
+        ApiError::from_failure(
+            db::classify(&error),
+            &db::describe(&error),
+            db::constraint(&error),
+        )
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> ApiError {
+        let constraint = match &error {
+            deadpool_postgres::PoolError::Backend(inner) => db::constraint(inner),
+            _ => None,
+        };
+        let detail = match &error {
+            deadpool_postgres::PoolError::Backend(inner) => db::describe(inner),
+            other => other.to_string(),
+        };
+        ApiError::from_failure(db::classify_pool(&error), &detail, constraint)
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+    tenant: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    status: u16,
+    code: &'a str,
+    message: &'a str,
+    field: Option<&'a str>,
+    request_id: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let context = REQUEST.try_with(Clone::clone).ok();
+        let body = Body {
+            error: Detail {
+                status: self.status.as_u16(),
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+                request_id: context.as_ref().map(|c| &*c.request_id),
+            },
+            tenant: context.as_ref().map(|c| &*c.tenant),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (self.status, bytes).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_constraint_names_give_the_column() {
+        assert_eq!(
+            field_of_constraint("widgets_price_cents_check").as_deref(),
+            Some("price_cents")
+        );
+        assert_eq!(
+            field_of_constraint("customers_email_check").as_deref(),
+            Some("email")
+        );
+        assert_eq!(field_of_constraint("customers_email_key"), None);
+    }
+}

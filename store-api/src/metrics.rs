@@ -1,0 +1,169 @@
+//! Request counters and latency histograms, rendered as Prometheus text for `GET /metrics`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct RouteStats {
+    by_status: BTreeMap<u16, u64>,
+    /// Non-cumulative counts per bucket; the last slot is +Inf.
+    buckets: [u64; BUCKETS.len() + 1],
+    sum_seconds: f64,
+    count: u64,
+}
+
+/// Shared by every request; a mutex held for a few hash-map operations per request costs far
+/// less than the request itself.
+#[derive(Default)]
+pub struct Metrics {
+    /// route → method → stats; nested so a lookup needs no allocation.
+    routes: Mutex<HashMap<String, HashMap<String, RouteStats>>>,
+}
+
+impl Metrics {
+    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        let mut routes = match self.routes.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), HashMap::new());
+        }
+        let Some(methods) = routes.get_mut(route) else {
+            return;
+        };
+        if !methods.contains_key(method) {
+            methods.insert(method.to_owned(), RouteStats::default());
+        }
+        let Some(stats) = methods.get_mut(method) else {
+            return;
+        };
+        *stats.by_status.entry(status).or_default() += 1;
+        stats.buckets[bucket] += 1;
+        stats.sum_seconds += seconds;
+        stats.count += 1;
+    }
+
+    pub fn render(&self, pool: &Pool, tenant: &str) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP store_api_info The running build and the tenant it serves.\n\
+             # TYPE store_api_info gauge\n\
+             store_api_info{{version=\"{}\",tenant=\"{}\"}} 1",
+            escape(env!("CARGO_PKG_VERSION")),
+            escape(tenant)
+        );
+
+        let routes = match self.routes.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut keys: Vec<(&str, &str, &RouteStats)> = routes
+            .iter()
+            .flat_map(|(route, methods)| {
+                methods
+                    .iter()
+                    .map(move |(method, stats)| (method.as_str(), route.as_str(), stats))
+            })
+            .collect();
+        keys.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+
+        out.push_str(
+            "# HELP store_api_http_requests_total HTTP requests by method, route and status.\n\
+             # TYPE store_api_http_requests_total counter\n",
+        );
+        for (method, route, stats) in &keys {
+            for (status, count) in &stats.by_status {
+                let _ = writeln!(
+                    out,
+                    "store_api_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {count}",
+                    escape(method),
+                    escape(route)
+                );
+            }
+        }
+
+        out.push_str(
+            "# HELP store_api_http_request_duration_seconds Time from request to response.\n\
+             # TYPE store_api_http_request_duration_seconds histogram\n",
+        );
+        for (method, route, stats) in &keys {
+            let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
+            let mut cumulative = 0;
+            for (index, bound) in BUCKETS.iter().enumerate() {
+                cumulative += stats.buckets[index];
+                let _ = writeln!(
+                    out,
+                    "store_api_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "store_api_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n\
+                 store_api_http_request_duration_seconds_sum{{{labels}}} {}\n\
+                 store_api_http_request_duration_seconds_count{{{labels}}} {}",
+                stats.count, stats.sum_seconds, stats.count
+            );
+        }
+        drop(keys);
+        drop(routes);
+
+        let status = pool.status();
+        let in_use = status.size.saturating_sub(status.available);
+        let _ = write!(
+            out,
+            "# HELP store_api_db_pool_max_connections Connections the pool may open.\n\
+             # TYPE store_api_db_pool_max_connections gauge\n\
+             store_api_db_pool_max_connections {}\n\
+             # HELP store_api_db_pool_connections Open connections by state.\n\
+             # TYPE store_api_db_pool_connections gauge\n\
+             store_api_db_pool_connections{{state=\"idle\"}} {}\n\
+             store_api_db_pool_connections{{state=\"in_use\"}} {in_use}\n\
+             # HELP store_api_db_pool_waiting Requests waiting for a connection.\n\
+             # TYPE store_api_db_pool_waiting gauge\n\
+             store_api_db_pool_waiting {}\n",
+            status.max_size, status.available, status.waiting
+        );
+        out
+    }
+}
+
+/// Label values: backslash, double quote and newline are escaped (Prometheus text format).
+fn escape(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape(r#"O"Brien \ Co"#), r#"O\"Brien \\ Co"#);
+        assert_eq!(escape("a\nb"), "a\\nb");
+    }
+}

@@ -1,0 +1,364 @@
+//! The JSON the API returns, read from database rows.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize, Serializer};
+use tokio_postgres::Row;
+
+use crate::error::ApiError;
+
+/// A `timestamptz`, written as RFC 3339 in UTC with microseconds: `2025-01-31T09:04:05.123456Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub SystemTime);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&rfc3339(self.0))
+    }
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Timestamp {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        SystemTime::from_sql(ty, raw).map(Timestamp)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <SystemTime as tokio_postgres::types::FromSql>::accepts(ty)
+    }
+}
+
+pub fn rfc3339(time: SystemTime) -> String {
+    let (secs, micros) = match time.duration_since(UNIX_EPOCH) {
+        Ok(since) => (since.as_secs() as i64, since.subsec_micros()),
+        Err(before) => {
+            let before = before.duration();
+            let mut secs = -(before.as_secs() as i64);
+            let mut micros = before.subsec_micros();
+            if micros > 0 {
+                secs -= 1;
+                micros = 1_000_000 - micros;
+            }
+            (secs, micros)
+        }
+    };
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// `?limit=&offset=` on every list.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PageParams {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl PageParams {
+    pub fn page(self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let offset = self.offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(ApiError::invalid("offset", "offset must not be negative"));
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+/// A page of a list: `{"tenant": …, "items": […], "total": 42, "limit": 20, "offset": 0}`.
+#[derive(Debug, Serialize)]
+pub struct List<T> {
+    pub tenant: String,
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub const WIDGET_COLUMNS: &str =
+    "id, name, description, inventory_level, price_cents, image, created_at, updated_at";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Widget {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub inventory_level: i32,
+    pub price_cents: i64,
+    pub image: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Widget {
+    /// Reads the columns of [`WIDGET_COLUMNS`], each name prefixed with `prefix`.
+    pub fn from_row(row: &Row, prefix: &str) -> Result<Widget, tokio_postgres::Error> {
+        let col = |name: &str| format!("{prefix}{name}");
+        Ok(Widget {
+            id: row.try_get(col("id").as_str())?,
+            name: row.try_get(col("name").as_str())?,
+            description: row.try_get(col("description").as_str())?,
+            inventory_level: row.try_get(col("inventory_level").as_str())?,
+            price_cents: row.try_get(col("price_cents").as_str())?,
+            image: row.try_get(col("image").as_str())?,
+            created_at: row.try_get(col("created_at").as_str())?,
+            updated_at: row.try_get(col("updated_at").as_str())?,
+        })
+    }
+
+    /// The hot path of the catalogue: positional, no column-name formatting.
+    pub fn from_plain_row(row: &Row) -> Result<Widget, tokio_postgres::Error> {
+        Ok(Widget {
+            id: row.try_get(0)?,
+            name: row.try_get(1)?,
+            description: row.try_get(2)?,
+            inventory_level: row.try_get(3)?,
+            price_cents: row.try_get(4)?,
+            image: row.try_get(5)?,
+            created_at: row.try_get(6)?,
+            updated_at: row.try_get(7)?,
+        })
+    }
+}
+
+pub const CUSTOMER_COLUMNS: &str = "id, first_name, last_name, email, created_at, updated_at";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Customer {
+    pub id: i64,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Customer {
+    pub fn from_row(row: &Row, prefix: &str) -> Result<Customer, tokio_postgres::Error> {
+        let col = |name: &str| format!("{prefix}{name}");
+        Ok(Customer {
+            id: row.try_get(col("id").as_str())?,
+            first_name: row.try_get(col("first_name").as_str())?,
+            last_name: row.try_get(col("last_name").as_str())?,
+            email: row.try_get(col("email").as_str())?,
+            created_at: row.try_get(col("created_at").as_str())?,
+            updated_at: row.try_get(col("updated_at").as_str())?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Transaction {
+    pub id: i64,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub last_four: Option<String>,
+    pub bank_return_code: Option<String>,
+    pub expiry_month: Option<i32>,
+    pub expiry_year: Option<i32>,
+    pub payment_intent: Option<String>,
+    pub payment_method: Option<String>,
+    pub status: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Transaction {
+    /// Transaction columns prefixed `t_`, its status name as `t_status`.
+    pub fn from_row(row: &Row) -> Result<Transaction, tokio_postgres::Error> {
+        Ok(Transaction {
+            id: row.try_get("t_id")?,
+            amount_cents: row.try_get("t_amount_cents")?,
+            currency: row.try_get("t_currency")?,
+            last_four: row.try_get("t_last_four")?,
+            bank_return_code: row.try_get("t_bank_return_code")?,
+            expiry_month: row.try_get("t_expiry_month")?,
+            expiry_year: row.try_get("t_expiry_year")?,
+            payment_intent: row.try_get("t_payment_intent")?,
+            payment_method: row.try_get("t_payment_method")?,
+            status: row.try_get("t_status")?,
+            created_at: row.try_get("t_created_at")?,
+            updated_at: row.try_get("t_updated_at")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Order {
+    pub id: i64,
+    pub widget_id: i64,
+    pub customer_id: i64,
+    pub transaction_id: i64,
+    pub status: String,
+    pub quantity: i32,
+    pub amount_cents: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Order {
+    /// Order columns unprefixed plus its status name as `status`.
+    pub fn from_row(row: &Row) -> Result<Order, tokio_postgres::Error> {
+        Ok(Order {
+            id: row.try_get("id")?,
+            widget_id: row.try_get("widget_id")?,
+            customer_id: row.try_get("customer_id")?,
+            transaction_id: row.try_get("transaction_id")?,
+            status: row.try_get("status")?,
+            quantity: row.try_get("quantity")?,
+            amount_cents: row.try_get("amount_cents")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+/// An order with what it refers to, as `GET /api/orders/{id}` returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderDetail {
+    #[serde(flatten)]
+    pub order: Order,
+    pub widget: Widget,
+    pub customer: Customer,
+    pub transaction: Transaction,
+}
+
+pub const USER_COLUMNS: &str = "id, first_name, last_name, email, role, created_at, updated_at";
+
+/// An application login; the password hash never leaves the database layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub role: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl User {
+    pub fn from_row(row: &Row) -> Result<User, tokio_postgres::Error> {
+        Ok(User {
+            id: row.try_get("id")?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            email: row.try_get("email")?,
+            role: row.try_get("role")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+/// A row of `statuses` or `transaction_statuses`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub id: i64,
+    pub name: String,
+}
+
+/// Checks a required text field: trimmed, non-empty, at most `max` characters.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// The same shape check as the schema's (`%_@_%`), with a field name in the error.
+pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
+    let value = required_text(field, value, 254)?;
+    match value.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Ok(value),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("{field} must be an email address"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_micros(1_738_314_245_123_456);
+        assert_eq!(rfc3339(t), "2025-01-31T09:04:05.123456Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+        let before = UNIX_EPOCH - Duration::from_micros(1);
+        assert_eq!(rfc3339(before), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn pages_are_bounded() {
+        let page = |limit, offset| PageParams { limit, offset }.page();
+        assert_eq!(page(None, None).unwrap().limit, DEFAULT_PAGE_SIZE);
+        assert!(page(Some(0), None).is_err());
+        assert!(page(Some(MAX_PAGE_SIZE + 1), None).is_err());
+        assert_eq!(
+            page(Some(5), Some(-1)).unwrap_err().field.as_deref(),
+            Some("offset")
+        );
+    }
+
+    #[test]
+    fn emails_need_both_sides() {
+        assert!(email("email", "a@b").is_ok());
+        assert!(email("email", "@b").is_err());
+        assert!(email("email", "a@").is_err());
+        assert!(email("email", "ab").is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! Customers: any signed-in user may read them; admins and developers add them.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use tokio_postgres::types::ToSql;
+
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, Id};
+use crate::model::{CUSTOMER_COLUMNS, Customer, List, PageParams, email, required_text};
+use crate::routes::created;
+
+const MAX_NAME_CHARS: usize = 100;
+
+#[derive(Debug, Deserialize)]
+pub struct CustomerQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    /// Matches anywhere in "first last" or the email, case-insensitively.
+    q: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    ApiQuery(query): ApiQuery<CustomerQuery>,
+) -> ApiResult<Json<List<Customer>>> {
+    let page = PageParams {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .page()?;
+    let pattern = query
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(|q| format!("%{}%", escape_like(q)));
+    let filter = "($1::text IS NULL OR (first_name || ' ' || last_name) ILIKE $1 \
+                  OR email ILIKE $1)";
+    let client = state.pool.get().await?;
+    let select = client
+        .prepare_cached(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE {filter} \
+             ORDER BY id LIMIT $2 OFFSET $3"
+        ))
+        .await?;
+    let count = client
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM public.customers WHERE {filter}"
+        ))
+        .await?;
+    let select_params: [&(dyn ToSql + Sync); 3] = [&pattern, &page.limit, &page.offset];
+    let count_params: [&(dyn ToSql + Sync); 1] = [&pattern];
+    let (rows, total) = tokio::try_join!(
+        client.query(&select, &select_params),
+        client.query_one(&count, &count_params),
+    )?;
+    let items = rows
+        .iter()
+        .map(|row| Customer::from_row(row, ""))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(List {
+        tenant: state.tenant.to_string(),
+        items,
+        total: total.try_get(0)?,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+/// `%`, `_` and `\` in a search term are literal characters, not wildcards.
+fn escape_like(term: &str) -> String {
+    let mut escaped = String::with_capacity(term.len());
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Id(id): Id,
+) -> ApiResult<Json<Customer>> {
+    let client = state.pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE id = $1"
+        ))
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&id])
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer", id))?;
+    Ok(Json(Customer::from_row(&row, "")?))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCustomer {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+}
+
+impl NewCustomer {
+    /// Trimmed and checked; `prefix` places the field names in the request (`customer.`).
+    pub fn validated(&self, prefix: &str) -> Result<NewCustomer, ApiError> {
+        Ok(NewCustomer {
+            first_name: required_text(
+                &format!("{prefix}first_name"),
+                &self.first_name,
+                MAX_NAME_CHARS,
+            )?,
+            last_name: required_text(
+                &format!("{prefix}last_name"),
+                &self.last_name,
+                MAX_NAME_CHARS,
+            )?,
+            email: email(&format!("{prefix}email"), &self.email)?,
+        })
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<NewCustomer>,
+) -> ApiResult<Response> {
+    user.require_writer("adding customers")?;
+    let customer = body.validated("")?;
+    let client = state.pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "INSERT INTO public.customers (first_name, last_name, email) VALUES ($1, $2, $3) \
+             RETURNING {CUSTOMER_COLUMNS}"
+        ))
+        .await?;
+    let row = client
+        .query_one(
+            &statement,
+            &[&customer.first_name, &customer.last_name, &customer.email],
+        )
+        .await?;
+    let customer = Customer::from_row(&row, "")?;
+    tracing::info!(
+        customer_id = customer.id,
+        user_id = user.id,
+        "customer added"
+    );
+    Ok(created(format!("/api/customers/{}", customer.id), customer))
+}
+
+/// The customer with this email (compared case-insensitively, like the unique index), added
+/// when there is none. An existing customer keeps the name on record.
+pub async fn find_or_add(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    customer: &NewCustomer,
+) -> Result<Customer, tokio_postgres::Error> {
+    let select = transaction
+        .prepare_cached(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE lower(email) = lower($1)"
+        ))
+        .await?;
+    if let Some(row) = transaction.query_opt(&select, &[&customer.email]).await? {
+        return Customer::from_row(&row, "");
+    }
+    // A concurrent order may add the same email between the two statements: then nothing is
+    // inserted here and the second look finds theirs (read committed: a fresh snapshot).
+    let insert = transaction
+        .prepare_cached(&format!(
+            "INSERT INTO public.customers (first_name, last_name, email) VALUES ($1, $2, $3) \
+             ON CONFLICT ((lower(email))) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
+        ))
+        .await?;
+    if let Some(row) = transaction
+        .query_opt(
+            &insert,
+            &[&customer.first_name, &customer.last_name, &customer.email],
+        )
+        .await?
+    {
+        return Customer::from_row(&row, "");
+    }
+    let row = transaction.query_one(&select, &[&customer.email]).await?;
+    Customer::from_row(&row, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_are_literal() {
+        assert_eq!(escape_like(r"50%_off\"), r"50\%\_off\\");
+    }
+}

@@ -1,0 +1,54 @@
+//! Reference data: the order and payment statuses the schema seeds.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiResult;
+use crate::model::Status;
+
+#[derive(Debug, Serialize)]
+pub struct StatusList {
+    pub tenant: String,
+    pub items: Vec<Status>,
+}
+
+pub async fn statuses(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> ApiResult<Json<StatusList>> {
+    read(&state, "SELECT id, name FROM public.statuses ORDER BY id").await
+}
+
+pub async fn transaction_statuses(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> ApiResult<Json<StatusList>> {
+    read(
+        &state,
+        "SELECT id, name FROM public.transaction_statuses ORDER BY id",
+    )
+    .await
+}
+
+async fn read(state: &AppState, sql: &str) -> ApiResult<Json<StatusList>> {
+    let client = state.pool.get().await?;
+    let statement = client.prepare_cached(sql).await?;
+    let items = client
+        .query(&statement, &[])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Status {
+                id: row.try_get(0)?,
+                name: row.try_get(1)?,
+            })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    Ok(Json(StatusList {
+        tenant: state.tenant.to_string(),
+        items,
+    }))
+}

@@ -1,0 +1,121 @@
+//! Signing in and out: bearer tokens for application users.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{self, AuthUser};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::model::{Timestamp, USER_COLUMNS, User};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Hand-written so a stray `{:?}` can never print the password.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Authenticated {
+    pub token: String,
+    pub token_type: &'static str,
+    pub expires_at: Timestamp,
+    pub user: User,
+    pub tenant: String,
+}
+
+/// Email and password for a bearer token. Only the token's SHA-256 is stored, with its expiry.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    ApiJson(credentials): ApiJson<Credentials>,
+) -> ApiResult<Json<Authenticated>> {
+    let email = credentials.email.trim();
+    if email.is_empty() {
+        return Err(ApiError::invalid("email", "email must not be empty"));
+    }
+    if credentials.password.is_empty() {
+        return Err(ApiError::invalid("password", "password must not be empty"));
+    }
+    // The connection goes back to the pool while Argon2 runs (tens of milliseconds of CPU).
+    let row = {
+        let client = state.pool.get().await?;
+        let lookup = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM public.users \
+                 WHERE lower(email) = lower($1)"
+            ))
+            .await?;
+        client.query_opt(&lookup, &[&email]).await?
+    };
+    let stored = row
+        .as_ref()
+        .map(|row| row.try_get::<_, String>("password_hash"))
+        .transpose()?;
+    if !auth::verify_password_blocking(credentials.password, stored).await {
+        tracing::info!("authentication refused");
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "unknown email or wrong password",
+        ));
+    }
+    let Some(row) = row else {
+        return Err(ApiError::internal());
+    };
+    let user = User::from_row(&row)?;
+    let token = auth::new_token();
+    let client = state.pool.get().await?;
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO public.tokens (user_id, name, email, token_hash, expiry) \
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expiry",
+        )
+        .await?;
+    let name = format!("{} {}", user.first_name, user.last_name);
+    let ttl_seconds = state.token_ttl.as_secs_f64();
+    let expiry = client
+        .query_one(
+            &insert,
+            &[
+                &user.id,
+                &name,
+                &user.email,
+                &auth::token_hash(&token),
+                &ttl_seconds,
+            ],
+        )
+        .await?;
+    tracing::info!(user_id = user.id, "authenticated");
+    Ok(Json(Authenticated {
+        token,
+        token_type: "Bearer",
+        expires_at: expiry.try_get(0)?,
+        user,
+        tenant: state.tenant.to_string(),
+    }))
+}
+
+/// Ends the token at once. An UPDATE, not a DELETE, so a developer-role DSN (no DELETE) can
+/// still log users out.
+pub async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
+    let client = state.pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE public.tokens SET expiry = now() WHERE token_hash = $1 AND expiry > now()",
+        )
+        .await?;
+    client.execute(&statement, &[&user.token_hash]).await?;
+    tracing::info!(user_id = user.id, "logged out");
+    Ok(StatusCode::NO_CONTENT)
+}

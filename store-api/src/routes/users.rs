@@ -1,0 +1,236 @@
+//! Application users (people who sign in to the store), managed by admins.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use tokio_postgres::types::ToSql;
+
+use crate::app::AppState;
+use crate::auth::{self, AuthUser, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, Id};
+use crate::model::{List, PageParams, USER_COLUMNS, User, email, required_text};
+use crate::routes::created;
+
+const MAX_NAME_CHARS: usize = 100;
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<List<User>>> {
+    user.require_admin("listing users")?;
+    let page = params.page()?;
+    let client = state.pool.get().await?;
+    let select = client
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM public.users ORDER BY id LIMIT $1 OFFSET $2"
+        ))
+        .await?;
+    let count = client
+        .prepare_cached("SELECT count(*) FROM public.users")
+        .await?;
+    let select_params: [&(dyn ToSql + Sync); 2] = [&page.limit, &page.offset];
+    let (rows, total) = tokio::try_join!(
+        client.query(&select, &select_params),
+        client.query_one(&count, &[]),
+    )?;
+    let items = rows.iter().map(User::from_row).collect::<Result<_, _>>()?;
+    Ok(Json(List {
+        tenant: state.tenant.to_string(),
+        items,
+        total: total.try_get(0)?,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Id(id): Id,
+) -> ApiResult<Json<User>> {
+    user.require_admin("reading users")?;
+    let client = state.pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM public.users WHERE id = $1"
+        ))
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&id])
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", id))?;
+    Ok(Json(User::from_row(&row)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub password: String,
+    pub role: String,
+}
+
+/// Keeps the password out of any debug output.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_role(value: &str) -> Result<Role, ApiError> {
+    Role::parse(value.trim())
+        .ok_or_else(|| ApiError::invalid("role", "role must be admin, developer or customer"))
+}
+
+/// Validates, hashes the password and inserts: shared by `POST /api/users` and
+/// `store-api user create`. The connection is taken only after hashing, so slow hashes do not
+/// hold pooled connections.
+pub async fn insert_user(pool: &deadpool_postgres::Pool, new: NewUser) -> ApiResult<User> {
+    let first_name = required_text("first_name", &new.first_name, MAX_NAME_CHARS)?;
+    let last_name = required_text("last_name", &new.last_name, MAX_NAME_CHARS)?;
+    let email = email("email", &new.email)?;
+    let role = parse_role(&new.role)?;
+    let hash = auth::hash_password_blocking(new.password).await?;
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO public.users (first_name, last_name, email, password_hash, role) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+            ),
+            &[&first_name, &last_name, &email, &hash, &role.as_str()],
+        )
+        .await?;
+    Ok(User::from_row(&row)?)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<NewUser>,
+) -> ApiResult<Response> {
+    user.require_admin("adding users")?;
+    let created_user = insert_user(&state.pool, body).await?;
+    tracing::info!(
+        new_user_id = created_user.id,
+        user_id = user.id,
+        "user added"
+    );
+    Ok(created(
+        format!("/api/users/{}", created_user.id),
+        created_user,
+    ))
+}
+
+/// Fields left out keep their value. A new password ends the user's sessions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChanges {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    role: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Id(id): Id,
+    ApiJson(body): ApiJson<UserChanges>,
+) -> ApiResult<Json<User>> {
+    user.require_admin("changing users")?;
+    let first_name = body
+        .first_name
+        .as_deref()
+        .map(|v| required_text("first_name", v, MAX_NAME_CHARS))
+        .transpose()?;
+    let last_name = body
+        .last_name
+        .as_deref()
+        .map(|v| required_text("last_name", v, MAX_NAME_CHARS))
+        .transpose()?;
+    let new_email = body
+        .email
+        .as_deref()
+        .map(|v| email("email", v))
+        .transpose()?;
+    let role = body.role.as_deref().map(parse_role).transpose()?;
+    if id == user.id && role.is_some_and(|role| role != Role::Admin) {
+        return Err(ApiError::conflict(
+            "own_role",
+            "admins cannot take their own admin role away (another admin can)",
+        ));
+    }
+    let hash = match body.password {
+        Some(password) => Some(auth::hash_password_blocking(password).await?),
+        None => None,
+    };
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let statement = transaction
+        .prepare_cached(&format!(
+            "UPDATE public.users SET first_name = coalesce($2, first_name), \
+             last_name = coalesce($3, last_name), email = coalesce($4, email), \
+             password_hash = coalesce($5, password_hash), role = coalesce($6, role) \
+             WHERE id = $1 RETURNING {USER_COLUMNS}"
+        ))
+        .await?;
+    let row = transaction
+        .query_opt(
+            &statement,
+            &[
+                &id,
+                &first_name,
+                &last_name,
+                &new_email,
+                &hash,
+                &role.map(Role::as_str),
+            ],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", id))?;
+    if hash.is_some() {
+        let expire = transaction
+            .prepare_cached(
+                "UPDATE public.tokens SET expiry = now() WHERE user_id = $1 AND expiry > now()",
+            )
+            .await?;
+        transaction.execute(&expire, &[&id]).await?;
+    }
+    transaction.commit().await?;
+    tracing::info!(changed_user_id = id, user_id = user.id, "user changed");
+    Ok(Json(User::from_row(&row)?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    user.require_admin("deleting users")?;
+    if id == user.id {
+        return Err(ApiError::conflict(
+            "own_account",
+            "admins cannot delete their own account (another admin can)",
+        ));
+    }
+    let client = state.pool.get().await?;
+    let statement = client
+        .prepare_cached("DELETE FROM public.users WHERE id = $1")
+        .await?;
+    if client.execute(&statement, &[&id]).await? == 0 {
+        return Err(ApiError::not_found("user", id));
+    }
+    tracing::info!(deleted_user_id = id, user_id = user.id, "user deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

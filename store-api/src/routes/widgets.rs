@@ -1,0 +1,222 @@
+//! The catalogue: anyone may read it; only admins change it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use tokio_postgres::types::ToSql;
+
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, Id};
+use crate::model::{List, PageParams, WIDGET_COLUMNS, Widget, required_text};
+use crate::routes::created;
+
+const MAX_NAME_CHARS: usize = 200;
+const MAX_TEXT_CHARS: usize = 10_000;
+
+/// The hottest statement of the service: spelled out so no string is built per request.
+pub const SELECT_ONE: &str = "SELECT id, name, description, inventory_level, price_cents, image, \
+                          created_at, updated_at FROM public.widgets WHERE id = $1";
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<List<Widget>>> {
+    let page = params.page()?;
+    let client = state.pool.get().await?;
+    let select = client
+        .prepare_cached(&format!(
+            "SELECT {WIDGET_COLUMNS} FROM public.widgets ORDER BY id LIMIT $1 OFFSET $2"
+        ))
+        .await?;
+    let count = client
+        .prepare_cached("SELECT count(*) FROM public.widgets")
+        .await?;
+    // Both statements go out on the connection at once: one round trip's wait.
+    let select_params: [&(dyn ToSql + Sync); 2] = [&page.limit, &page.offset];
+    let (rows, total) = tokio::try_join!(
+        client.query(&select, &select_params),
+        client.query_one(&count, &[]),
+    )?;
+    let items = rows
+        .iter()
+        .map(Widget::from_plain_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(List {
+        tenant: state.tenant.to_string(),
+        items,
+        total: total.try_get(0)?,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+pub async fn get(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Widget>> {
+    let client = state.pool.get().await?;
+    let statement = client.prepare_cached(SELECT_ONE).await?;
+    let row = client
+        .query_opt(&statement, &[&id])
+        .await?
+        .ok_or_else(|| ApiError::not_found("widget", id))?;
+    Ok(Json(Widget::from_plain_row(&row)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWidget {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    inventory_level: i32,
+    price_cents: i64,
+    #[serde(default)]
+    image: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<NewWidget>,
+) -> ApiResult<Response> {
+    user.require_admin("creating widgets")?;
+    let name = required_text("name", &body.name, MAX_NAME_CHARS)?;
+    check_text("description", &body.description)?;
+    check_text("image", &body.image)?;
+    check_not_negative("inventory_level", i64::from(body.inventory_level))?;
+    check_not_negative("price_cents", body.price_cents)?;
+    let client = state.pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "INSERT INTO public.widgets (name, description, inventory_level, price_cents, image) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {WIDGET_COLUMNS}"
+        ))
+        .await?;
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &name,
+                &body.description,
+                &body.inventory_level,
+                &body.price_cents,
+                &body.image,
+            ],
+        )
+        .await?;
+    let widget = Widget::from_plain_row(&row)?;
+    tracing::info!(widget_id = widget.id, user_id = user.id, "widget created");
+    Ok(created(format!("/api/widgets/{}", widget.id), widget))
+}
+
+/// Fields left out (or null) keep their value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetChanges {
+    name: Option<String>,
+    description: Option<String>,
+    inventory_level: Option<i32>,
+    price_cents: Option<i64>,
+    image: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Id(id): Id,
+    ApiJson(body): ApiJson<WidgetChanges>,
+) -> ApiResult<Json<Widget>> {
+    user.require_admin("changing widgets")?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|name| required_text("name", name, MAX_NAME_CHARS))
+        .transpose()?;
+    if let Some(text) = &body.description {
+        check_text("description", text)?;
+    }
+    if let Some(text) = &body.image {
+        check_text("image", text)?;
+    }
+    if let Some(level) = body.inventory_level {
+        check_not_negative("inventory_level", i64::from(level))?;
+    }
+    if let Some(price) = body.price_cents {
+        check_not_negative("price_cents", price)?;
+    }
+    let client = state.pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "UPDATE public.widgets SET name = coalesce($2, name), \
+             description = coalesce($3, description), \
+             inventory_level = coalesce($4, inventory_level), \
+             price_cents = coalesce($5, price_cents), image = coalesce($6, image) \
+             WHERE id = $1 RETURNING {WIDGET_COLUMNS}"
+        ))
+        .await?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[
+                &id,
+                &name,
+                &body.description,
+                &body.inventory_level,
+                &body.price_cents,
+                &body.image,
+            ],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("widget", id))?;
+    tracing::info!(widget_id = id, user_id = user.id, "widget changed");
+    Ok(Json(Widget::from_plain_row(&row)?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    user.require_admin("deleting widgets")?;
+    let client = state.pool.get().await?;
+    let statement = client
+        .prepare_cached("DELETE FROM public.widgets WHERE id = $1")
+        .await?;
+    match client.execute(&statement, &[&id]).await {
+        Ok(0) => Err(ApiError::not_found("widget", id)),
+        Ok(_) => {
+            tracing::info!(widget_id = id, user_id = user.id, "widget deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(error) if crate::db::classify(&error) == crate::db::Failure::Referenced => {
+            Err(ApiError::conflict(
+                "widget_has_orders",
+                format!("widget {id} has orders; orders keep their history, so it stays"),
+            ))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_not_negative(field: &str, value: i64) -> Result<(), ApiError> {
+    if value < 0 {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must not be negative"),
+        ));
+    }
+    Ok(())
+}

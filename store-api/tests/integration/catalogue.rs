@@ -1,0 +1,272 @@
+//! Widgets (public reads, admin writes), customers and reference data.
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widgets_are_public_to_read_and_admin_only_to_change() {
+    let shop = Shop::open("widgets").await;
+    let app = &shop.app;
+
+    let id = shop.widget("Bolt", 250, 7).await;
+    let reply = app.get(&format!("/api/widgets/{id}"), None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["name"], "Bolt");
+    assert_eq!(reply.json["price_cents"], 250);
+    assert_eq!(reply.json["inventory_level"], 7);
+    assert_eq!(reply.json["description"], "");
+    let created_at = reply.json["created_at"].as_str().unwrap();
+    assert!(
+        created_at.ends_with('Z') && created_at.len() == 27,
+        "{created_at}"
+    );
+
+    for n in 0..4 {
+        shop.widget(&format!("Nut {n}"), 10 + n, 1).await;
+    }
+    let page = app.get("/api/widgets?limit=2&offset=1", None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(page.json["total"], 5);
+    assert_eq!(page.json["limit"], 2);
+    assert_eq!(page.json["offset"], 1);
+    assert_eq!(page.json["tenant"], shop.tenant.name.as_str());
+    let names: Vec<&str> = page.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Nut 0", "Nut 1"]);
+    app.get("/api/widgets?limit=0", None)
+        .await
+        .expect_error(400, "invalid_field");
+    let bad = app.get("/api/widgets?limit=many", None).await;
+    bad.expect_error(400, "invalid_query");
+    assert_eq!(bad.field(), Some("limit"), "{}", bad.text);
+
+    app.get("/api/widgets/999999", None)
+        .await
+        .expect_error(404, "not_found");
+    let bad_id = app.get("/api/widgets/abc", None).await;
+    bad_id.expect_error(400, "invalid_field");
+    assert_eq!(bad_id.field(), Some("id"));
+
+    // Writes: no token 401, wrong role 403, admin 201/200/204.
+    let new = json!({ "name": "Gear", "price_cents": 1999 });
+    app.post("/api/widgets", None, new.clone())
+        .await
+        .expect_error(401, "missing_token");
+    app.post("/api/widgets", Some(&shop.developer), new.clone())
+        .await
+        .expect_error(403, "forbidden");
+    let created = app.post("/api/widgets", Some(&shop.admin), new).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let gear = created.json["id"].as_i64().unwrap();
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/api/widgets/{gear}").as_str())
+    );
+    let negative = app
+        .post(
+            "/api/widgets",
+            Some(&shop.admin),
+            json!({ "name": "Bad", "price_cents": -1 }),
+        )
+        .await;
+    negative.expect_error(400, "invalid_field");
+    assert_eq!(negative.field(), Some("price_cents"));
+
+    let changed = app
+        .patch(
+            &format!("/api/widgets/{gear}"),
+            Some(&shop.admin),
+            json!({ "price_cents": 2099, "description": "Steel" }),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.json["price_cents"], 2099);
+    assert_eq!(changed.json["description"], "Steel");
+    assert_eq!(changed.json["name"], "Gear");
+    app.patch(
+        "/api/widgets/999999",
+        Some(&shop.admin),
+        json!({ "name": "Ghost" }),
+    )
+    .await
+    .expect_error(404, "not_found");
+    app.patch(
+        &format!("/api/widgets/{gear}"),
+        Some(&shop.customer),
+        json!({ "name": "Mine" }),
+    )
+    .await
+    .expect_error(403, "forbidden");
+
+    app.delete(&format!("/api/widgets/{gear}"), Some(&shop.developer))
+        .await
+        .expect_error(403, "forbidden");
+    let deleted = app
+        .delete(&format!("/api/widgets/{gear}"), Some(&shop.admin))
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    app.delete(&format!("/api/widgets/{gear}"), Some(&shop.admin))
+        .await
+        .expect_error(404, "not_found");
+
+    // A widget with orders stays: orders keep their history.
+    let order = app
+        .post(
+            "/api/orders",
+            Some(&shop.admin),
+            json!({
+                "widget_id": id, "quantity": 1,
+                "customer": { "first_name": "A", "last_name": "B", "email": "ab@example.com" },
+                "payment": { "currency": "eur" }
+            }),
+        )
+        .await;
+    assert_eq!(order.status, 201, "{}", order.text);
+    app.delete(&format!("/api/widgets/{id}"), Some(&shop.admin))
+        .await
+        .expect_error(409, "widget_has_orders");
+    shop.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_are_listed_searched_and_added() {
+    let shop = Shop::open("customers").await;
+    let app = &shop.app;
+    app.get("/api/customers", None)
+        .await
+        .expect_error(401, "missing_token");
+
+    for (first, last, email) in [
+        ("Ada", "Lovelace", "ada@example.com"),
+        ("Grace", "Hopper", "grace@navy.example"),
+        ("Alan", "Turing", "alan@example.com"),
+        ("Percy", "100%_Sure", "percy@example.com"),
+    ] {
+        let reply = app
+            .post(
+                "/api/customers",
+                Some(&shop.developer),
+                json!({ "first_name": first, "last_name": last, "email": email }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+    app.post(
+        "/api/customers",
+        Some(&shop.customer),
+        json!({ "first_name": "No", "last_name": "Way", "email": "no@example.com" }),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    let duplicate = app
+        .post(
+            "/api/customers",
+            Some(&shop.admin),
+            json!({ "first_name": "Ada", "last_name": "Again", "email": "ADA@example.com" }),
+        )
+        .await;
+    duplicate.expect_error(409, "duplicate");
+    assert!(
+        duplicate.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("email")
+    );
+    let bad_email = app
+        .post(
+            "/api/customers",
+            Some(&shop.admin),
+            json!({ "first_name": "X", "last_name": "Y", "email": "not-an-email" }),
+        )
+        .await;
+    bad_email.expect_error(400, "invalid_field");
+    assert_eq!(bad_email.field(), Some("email"));
+
+    let all = app.get("/api/customers", Some(&shop.customer)).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_eq!(all.json["total"], 4);
+
+    let search = |q: &'static str| {
+        let token = shop.customer.clone();
+        async move {
+            let reply = app
+                .get(&format!("/api/customers?q={q}"), Some(&token))
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            reply.json["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["email"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("lovelace").await, ["ada@example.com"]);
+    assert_eq!(search("ada%20love").await, ["ada@example.com"]);
+    assert_eq!(search("NAVY").await, ["grace@navy.example"]);
+    // % and _ are literal characters in a search, not wildcards.
+    assert_eq!(search("100%25_").await, ["percy@example.com"]);
+    assert_eq!(search("a%25a").await, Vec::<String>::new());
+
+    let page = app
+        .get("/api/customers?limit=1&offset=1", Some(&shop.admin))
+        .await;
+    assert_eq!(page.json["items"][0]["first_name"], "Grace");
+    assert_eq!(page.json["total"], 4);
+
+    let id = all.json["items"][0]["id"].as_i64().unwrap();
+    let one = app
+        .get(&format!("/api/customers/{id}"), Some(&shop.customer))
+        .await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json["email"], "ada@example.com");
+    app.get("/api/customers/424242", Some(&shop.customer))
+        .await
+        .expect_error(404, "not_found");
+    shop.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_data_lists_the_seeded_statuses() {
+    let shop = Shop::open("reference").await;
+    let statuses = shop.app.get("/api/statuses", Some(&shop.customer)).await;
+    assert_eq!(statuses.status, 200, "{}", statuses.text);
+    let names: Vec<&str> = statuses.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Cleared", "Refunded", "Cancelled"]);
+
+    let payments = shop
+        .app
+        .get("/api/transaction-statuses", Some(&shop.customer))
+        .await;
+    let names: Vec<&str> = payments.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Pending",
+            "Cleared",
+            "Declined",
+            "Refunded",
+            "Partially refunded"
+        ]
+    );
+    shop.app
+        .get("/api/statuses", None)
+        .await
+        .expect_error(401, "missing_token");
+    shop.app.stop().await;
+}

@@ -1,0 +1,12 @@
+//! store-api against real PostgreSQL: tenants are provisioned by `usualstore-tenancy` (the
+//! provider's code and schema) on throwaway clusters from `usualstore-testpg`.
+
+mod common;
+
+mod auth;
+mod catalogue;
+mod errors;
+mod operations;
+mod orders;
+mod process;
+mod resilience;
