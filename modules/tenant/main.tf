@@ -1,0 +1,59 @@
+# One tenant: its database (usualstore_tenant) and one login user per entry of admins, developers
+# and customers (usualstore_tenant_user), keyed by username so that reordering a list changes nothing.
+
+locals {
+  # Absent keys and null values both read as "" below.
+  users_by_role = {
+    admin     = var.admins
+    developer = var.developers
+    customer  = var.customers
+  }
+  user_list = flatten([
+    for role, users in local.users_by_role : [
+      for u in users : {
+        username = lookup(u, "username", null) == null ? "" : u.username
+        email    = lookup(u, "email", null) == null ? "" : u.email
+        password = lookup(u, "password", null) == null ? "" : u.password
+        role     = role
+      }
+    ]
+  ])
+  usernames = [for u in local.user_list : u.username]
+
+  # PostgreSQL roles are global to the server: a username may appear once, in one list.
+  duplicate_usernames = distinct([
+    for name in local.usernames : name if length([for other in local.usernames : other if other == name]) > 1
+  ])
+  # The tenant's group roles; a login user may not take one of these names.
+  group_roles        = [for suffix in ["owner", "admin", "developer", "customer"] : "${var.database_name}_${suffix}"]
+  group_role_clashes = [for name in local.usernames : name if contains(local.group_roles, name)]
+
+  # The same trick as in variables.tf: fail with the offending names in the message.
+  users_are_valid = (
+    length(local.duplicate_usernames) > 0
+    ? tobool("tenant ${var.database_name}: username(s) ${join(", ", local.duplicate_usernames)} listed more than once across admins, developers and customers; PostgreSQL login names are unique on the server.")
+    : length(local.group_role_clashes) > 0
+    ? tobool("tenant ${var.database_name}: username(s) ${join(", ", local.group_role_clashes)} are the tenant's own group role names; choose other login names.")
+    : true
+  )
+
+  users = { for u in local.user_list : u.username => u if local.users_are_valid }
+}
+
+resource "usualstore_tenant" "this" {
+  database_name       = var.database_name
+  tenant_name         = var.tenant_name
+  plan                = var.plan
+  deletion_protection = var.deletion_protection
+}
+
+resource "usualstore_tenant_user" "this" {
+  for_each = local.users
+
+  tenant   = usualstore_tenant.this.database_name
+  username = each.key
+  role     = each.value.role
+  email    = each.value.email == "" ? null : each.value.email
+  # null: the provider generates a password once and keeps it in state.
+  password = each.value.password == "" ? null : each.value.password
+}
