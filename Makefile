@@ -6,6 +6,7 @@
 #   make lint     rustfmt check and clippy with warnings as errors
 #   make test     deps, lint, then every test of the workspace (acceptance tests run real Terraform)
 #   make demo     apply examples/quickstart against a throwaway PostgreSQL
+#   make bench    provisioning, refresh, rollout, provider footprint and store-api load figures
 #
 # CARGO_TARGET_DIR is honoured (CI points it at a persistent cache outside the clone).
 
@@ -57,8 +58,14 @@ demo: install
 	$(CARGO) build -p usualstore-testpg --bin testpg
 	TESTPG="$(TARGET_DIR)/debug/testpg" TERRAFORM="$(TERRAFORM)" scripts/demo.sh
 
-bench:
-	@echo "make bench: no benchmarks yet (placeholder)"
+# Figures, not pass/fail: provisioning, refresh, rollout and provider footprint (bench/run.sh), then
+# store-api against pgbench (store-api/bench/run.sh). Each starts and removes its own PostgreSQL.
+bench: deps build
+	$(CARGO) build --release -p $(PROVIDER) --example startup_time
+	$(CARGO) build -p usualstore-testpg --bin testpg
+	PROVIDER_BIN="$(TARGET_DIR)/release/$(PROVIDER)" STARTUP_BIN="$(TARGET_DIR)/release/examples/startup_time" \
+	  TESTPG="$(TARGET_DIR)/debug/testpg" TERRAFORM="$(TERRAFORM)" bench/run.sh
+	CARGO="$(CARGO)" store-api/bench/run.sh
 
 clean:
 	$(CARGO) clean
