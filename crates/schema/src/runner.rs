@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, IsolationLevel};
 
 use crate::{Migration, SchemaError};
@@ -31,7 +32,7 @@ pub async fn applied_version(client: &Client) -> Result<i32, SchemaError> {
         return Ok(0);
     }
     let row = client
-        .query_one(
+        .query_typed_one(
             "select coalesce(max(version), 0) from public.usualstore_schema_migrations",
             &[],
         )
@@ -71,7 +72,10 @@ pub async fn apply_pending(
             .start()
             .await?;
         transaction
-            .execute("select pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .execute_typed(
+                "select pg_advisory_xact_lock($1)",
+                &[(&MIGRATION_LOCK_KEY, Type::INT8)],
+            )
             .await?;
         if !migrations_table_exists(&transaction).await? {
             transaction.batch_execute(CREATE_MIGRATIONS_TABLE).await?;
@@ -97,10 +101,14 @@ pub async fn apply_pending(
             });
         }
         transaction
-            .execute(
+            .execute_typed(
                 "insert into public.usualstore_schema_migrations (version, name, checksum) \
                  values ($1, $2, $3)",
-                &[&migration.version, &migration.name, &migration.checksum()],
+                &[
+                    (&migration.version, Type::INT4),
+                    (&migration.name, Type::TEXT),
+                    (&migration.checksum(), Type::TEXT),
+                ],
             )
             .await?;
         transaction.commit().await?;
@@ -115,7 +123,7 @@ pub async fn apply_pending(
 
 async fn migrations_table_exists(client: &impl GenericClient) -> Result<bool, SchemaError> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "select to_regclass('public.usualstore_schema_migrations') is not null",
             &[],
         )
@@ -125,7 +133,7 @@ async fn migrations_table_exists(client: &impl GenericClient) -> Result<bool, Sc
 
 async fn read_history(client: &impl GenericClient) -> Result<History, SchemaError> {
     let rows = client
-        .query(
+        .query_typed(
             "select version, checksum from public.usualstore_schema_migrations",
             &[],
         )

@@ -4,6 +4,7 @@
 //! (meaning "the built-in defaults", e.g. PUBLIC may CONNECT) is seen as what it grants.
 
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use crate::error::{DbResultExt, TenantError};
 
@@ -28,11 +29,11 @@ pub(crate) async fn fetch_database(
     database: &str,
 ) -> Result<Option<DatabaseRow>, TenantError> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT pg_get_userbyid(d.datdba)::text, d.datconnlimit, \
                     shobj_description(d.oid, 'pg_database') \
              FROM pg_database d WHERE d.datname = $1",
-            &[&database],
+            &[(&database, Type::TEXT)],
         )
         .await
         .context(format!("looking up database {database:?}"))?;
@@ -97,7 +98,7 @@ pub(crate) async fn fetch_roles(
     names: &[&str],
 ) -> Result<Vec<RoleRow>, TenantError> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid'), r.rolsuper, \
                     r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, \
                     r.rolreplication, r.rolbypassrls, r.rolconnlimit, \
@@ -105,7 +106,7 @@ pub(crate) async fn fetch_roles(
                           JOIN pg_roles g ON g.oid = m.roleid \
                           WHERE m.member = r.oid ORDER BY 1) \
              FROM pg_roles r WHERE r.rolname::text = ANY($1::text[])",
-            &[&names],
+            &[(&names, Type::TEXT_ARRAY)],
         )
         .await
         .context("looking up the tenant's group roles")?;
@@ -291,7 +292,7 @@ async fn grouped_acl_rows(
     key_columns: usize,
     context: &str,
 ) -> Result<Vec<(Vec<String>, OwnedAcl)>, TenantError> {
-    let rows = client.query(sql, &[]).await.context(context)?;
+    let rows = client.query_typed(sql, &[]).await.context(context)?;
     let mut grouped: Vec<(Vec<String>, OwnedAcl)> = Vec::new();
     for row in rows {
         let key: Vec<String> = (0..key_columns).map(|i| row.get::<_, String>(i)).collect();
@@ -392,7 +393,7 @@ async fn inspect_default_acls(
     owner_role: &str,
 ) -> Result<Vec<DefaultAclRow>, TenantError> {
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT COALESCE(n.nspname::text, ''), d.defaclobjtype::text, \
                         {GRANTEE_NAME}, a.privilege_type, a.is_grantable \
@@ -402,7 +403,7 @@ async fn inspect_default_acls(
                  WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $1) \
                  ORDER BY 1, 2"
             ),
-            &[&owner_role],
+            &[(&owner_role, Type::TEXT)],
         )
         .await
         .context("reading default privileges")?;

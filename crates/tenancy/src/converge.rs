@@ -14,12 +14,13 @@ use crate::sql::quote_ident;
 use crate::tenant::TenantSpec;
 
 /// Converges the tenant `spec` describes; its database must exist. `maintenance` is the
-/// operator's session on the maintenance database.
+/// operator's session on the maintenance database. Returns the session in the tenant database,
+/// back to the operator's role, so the caller's read-back does not pay for another connection.
 pub(crate) async fn converge(
     server: &Server,
     maintenance: &mut Session,
     spec: &TenantSpec,
-) -> Result<(), TenantError> {
+) -> Result<Session, TenantError> {
     let database = spec.database_name.as_str();
     let names = RoleNames::for_database(database);
 
@@ -51,9 +52,13 @@ pub(crate) async fn converge(
     // One session in the tenant database at a time: a non-superuser operator's sessions count
     // against the tenant's connection limit.
     let mut tenant_db = server.connect_to(database).await?;
-    let result = converge_inside(&mut tenant_db, database, &names).await;
-    tenant_db.close().await;
-    result
+    match converge_inside(&mut tenant_db, database, &names).await {
+        Ok(()) => Ok(tenant_db),
+        Err(error) => {
+            tenant_db.close().await;
+            Err(error)
+        }
+    }
 }
 
 async fn converge_inside(
@@ -103,18 +108,20 @@ async fn converge_inside(
         .flat_map(|drift| drift.repair_statements(&names.owner))
         .collect();
     if !statements.is_empty() {
-        // One transaction: members never see a moment with privileges revoked but not re-granted.
+        for statement in &statements {
+            tracing::debug!(database, %statement, "repairing privileges");
+        }
+        // One transaction, so members never see a moment with privileges revoked but not
+        // re-granted; one round trip for all of it (a new tenant needs about seventy).
+        // PostgreSQL's error names the object when one statement fails.
         let transaction = client
             .transaction()
             .await
             .context("starting the privileges transaction")?;
-        for statement in &statements {
-            tracing::debug!(database, %statement, "repairing privileges");
-            transaction
-                .batch_execute(statement)
-                .await
-                .context(format!("repairing privileges ({statement})"))?;
-        }
+        transaction
+            .batch_execute(&statements.join(";\n"))
+            .await
+            .context("repairing privileges")?;
         transaction
             .commit()
             .await

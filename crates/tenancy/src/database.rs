@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 
 use crate::catalog::{DatabaseRow, RoleRow};
 use crate::error::{DbResultExt, TenantError, db_error};
@@ -71,12 +72,18 @@ pub(crate) async fn create_database(
     connection_limit: i32,
 ) -> Result<CreateOutcome, TenantError> {
     client
-        .execute("SELECT pg_advisory_lock($1)", &[&CREATE_DATABASE_LOCK])
+        .execute_typed(
+            "SELECT pg_advisory_lock($1)",
+            &[(&CREATE_DATABASE_LOCK, Type::INT8)],
+        )
         .await
         .context("waiting for the CREATE DATABASE lock")?;
     let outcome = create_database_locked(client, database, owner_role, connection_limit).await;
     let unlocked = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&CREATE_DATABASE_LOCK])
+        .execute_typed(
+            "SELECT pg_advisory_unlock($1)",
+            &[(&CREATE_DATABASE_LOCK, Type::INT8)],
+        )
         .await
         .context("releasing the CREATE DATABASE lock");
     let outcome = outcome?;
@@ -191,7 +198,7 @@ const PLAIN_DROP_ATTEMPTS: u32 = 3;
 /// plain DROP, which waits a few seconds for sessions that are closing anyway.
 pub(crate) async fn drop_database(client: &Client, database: &str) -> Result<(), TenantError> {
     let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .query_typed_one("SELECT current_setting('server_version_num')::int", &[])
         .await
         .context("reading the server version")?
         .get(0);
@@ -218,13 +225,13 @@ pub(crate) async fn drop_database(client: &Client, database: &str) -> Result<(),
     loop {
         // Sessions we may not end are skipped rather than failing the statement.
         client
-            .execute(
+            .execute_typed(
                 "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a \
                  WHERE a.datname = $1 AND a.pid <> pg_backend_pid() \
                    AND (pg_has_role(a.usesysid, 'USAGE') \
                         OR (pg_has_role('pg_signal_backend', 'USAGE') \
                             AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid)))",
-                &[&database],
+                &[(&database, Type::TEXT)],
             )
             .await
             .context(format!("ending the sessions of database {database:?}"))?;

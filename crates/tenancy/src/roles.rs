@@ -4,6 +4,7 @@
 //! so every change to a role happens in a transaction holding an advisory lock keyed by the
 //! role's name.
 
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient};
 
 use crate::catalog::{RoleRow, fetch_roles};
@@ -66,9 +67,9 @@ pub(crate) fn our_role(states: &[(RoleKind, RoleState)], kind: RoleKind) -> Opti
 
 pub(crate) async fn lock_role(client: &impl GenericClient, role: &str) -> Result<(), TenantError> {
     client
-        .execute(
+        .execute_typed(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&ROLE_LOCK_CLASS, &role],
+            &[(&ROLE_LOCK_CLASS, Type::INT4), (&role, Type::TEXT)],
         )
         .await
         .context(format!("waiting for the lock on role {role:?}"))?;
@@ -198,7 +199,7 @@ pub(crate) async fn reset_role(client: &mut Client, row: &RoleRow) -> Result<(),
 /// True when the connected user is a superuser.
 pub(crate) async fn operator_is_superuser(client: &Client) -> Result<bool, TenantError> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
             &[],
         )
@@ -223,9 +224,9 @@ pub(crate) async fn ensure_operator_membership(
         .context("starting the membership transaction")?;
     lock_role(&transaction, owner_role).await?;
     let row = transaction
-        .query_one(
+        .query_typed_one(
             "SELECT pg_has_role(current_user, $1::text::name, 'USAGE')",
-            &[&owner_role],
+            &[(&owner_role, Type::TEXT)],
         )
         .await
         .context(format!(

@@ -1,8 +1,9 @@
 //! The tenant lifecycle the `usualstore_tenant` resource drives: create, read, update, delete.
 
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
-use crate::catalog::{DatabaseRow, fetch_database, inspect_tenant_objects};
+use crate::catalog::{DatabaseRow, TenantObjects, fetch_database, inspect_tenant_objects};
 use crate::converge::converge;
 use crate::database::{
     CreateOutcome, Ownership, classify, create_database, drop_database, set_comment,
@@ -84,7 +85,7 @@ pub async fn read_tenant(
 ) -> Result<Option<TenantStatus>, TenantError> {
     validate_database_name(database)?;
     let maintenance = server.connect_maintenance().await?;
-    let result = read_with(server, &maintenance, database).await;
+    let result = read_with(server, &maintenance, None, database).await;
     maintenance.close().await;
     result
 }
@@ -128,9 +129,9 @@ pub async fn delete_tenant(server: &Server, database: &str) -> Result<(), Tenant
 async fn lock_tenant(client: &Client, database: &str) -> Result<(), TenantError> {
     tracing::debug!(database, "waiting for the tenant lock");
     client
-        .execute(
+        .execute_typed(
             "SELECT pg_advisory_lock($1, hashtext($2))",
-            &[&TENANT_LOCK_CLASS, &database],
+            &[(&TENANT_LOCK_CLASS, Type::INT4), (&database, Type::TEXT)],
         )
         .await
         .context(format!("waiting for the lock on tenant {database:?}"))?;
@@ -148,9 +149,12 @@ async fn ownership(
     Ok(classify(database, row, our_role(&states, RoleKind::Owner)))
 }
 
+/// `tenant_db`: an open session in the tenant database to read through, if the caller has one;
+/// otherwise one is opened for the read and closed after it.
 async fn read_with(
     server: &Server,
     maintenance: &Client,
+    tenant_db: Option<&Client>,
     database: &str,
 ) -> Result<Option<TenantStatus>, TenantError> {
     let Some(row) = fetch_database(maintenance, database).await? else {
@@ -183,15 +187,15 @@ async fn read_with(
         }
     }
 
-    let tenant_db = server.connect_to(database).await?;
-    let inspected = async {
-        let objects = inspect_tenant_objects(&tenant_db, &names.owner).await?;
-        let version = usualstore_schema::applied_version(&tenant_db).await?;
-        Ok::<_, TenantError>((objects, version))
-    }
-    .await;
-    tenant_db.close().await;
-    let (objects, schema_version) = inspected?;
+    let (objects, schema_version) = match tenant_db {
+        Some(client) => inspect_inside(client, &names.owner).await?,
+        None => {
+            let session = server.connect_to(database).await?;
+            let inspected = inspect_inside(&session, &names.owner).await;
+            session.close().await;
+            inspected?
+        }
+    };
     drift.extend(assess(database, &names, &objects).describe());
 
     let role_name = |kind: RoleKind| our_role(&states, kind).map(|row| row.name.clone());
@@ -255,7 +259,23 @@ async fn create_with(
         TenantState::Provisioning,
     )
     .await?;
-    converge(server, maintenance, spec).await?;
+    let tenant_db = converge(server, maintenance, spec).await?;
+    let result = finish(server, maintenance, &tenant_db, spec).await;
+    tenant_db.close().await;
+    if result.is_ok() {
+        tracing::info!(database, "tenant ready");
+    }
+    result
+}
+
+/// After a converge: marks the tenant ready and reads it back through the converge's session.
+async fn finish(
+    server: &Server,
+    maintenance: &Client,
+    tenant_db: &Client,
+    spec: &TenantSpec,
+) -> Result<TenantStatus, TenantError> {
+    let database = spec.database_name.as_str();
     set_comment(
         maintenance,
         database,
@@ -264,12 +284,21 @@ async fn create_with(
         TenantState::Ready,
     )
     .await?;
-    tracing::info!(database, "tenant ready");
-    read_with(server, maintenance, database)
+    read_with(server, maintenance, Some(tenant_db), database)
         .await?
         .ok_or_else(|| TenantError::NotFound {
             database: database.to_owned(),
         })
+}
+
+/// The objects inside the tenant database and its applied schema version.
+async fn inspect_inside(
+    tenant_db: &Client,
+    owner: &str,
+) -> Result<(TenantObjects, i32), TenantError> {
+    let objects = inspect_tenant_objects(tenant_db, owner).await?;
+    let version = usualstore_schema::applied_version(tenant_db).await?;
+    Ok((objects, version))
 }
 
 /// A create may only continue a tenant that is ours and still provisioning.
@@ -339,21 +368,13 @@ async fn update_with(
             database: database.to_owned(),
         });
     }
-    converge(server, maintenance, spec).await?;
-    set_comment(
-        maintenance,
-        database,
-        &spec.tenant_name,
-        spec.plan,
-        TenantState::Ready,
-    )
-    .await?;
-    tracing::info!(database, "tenant converged");
-    read_with(server, maintenance, database)
-        .await?
-        .ok_or_else(|| TenantError::NotFound {
-            database: database.to_owned(),
-        })
+    let tenant_db = converge(server, maintenance, spec).await?;
+    let result = finish(server, maintenance, &tenant_db, spec).await;
+    tenant_db.close().await;
+    if result.is_ok() {
+        tracing::info!(database, "tenant converged");
+    }
+    result
 }
 
 async fn delete_with(

@@ -10,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use crate::catalog::{RoleRow, fetch_database, fetch_roles};
 use crate::error::{DbResultExt, TenantError};
@@ -365,9 +366,9 @@ async fn password_matches(
     password: &str,
 ) -> Result<Option<bool>, TenantError> {
     let stored = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1",
-            &[&username],
+            &[(&username, Type::TEXT)],
         )
         .await;
     match stored {
@@ -560,13 +561,13 @@ async fn databases_with_dependencies(
     username: &str,
 ) -> Result<Vec<Option<String>>, TenantError> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT DISTINCT d.datname::text FROM pg_shdepend s \
              LEFT JOIN pg_database d ON d.oid = s.dbid \
              WHERE s.refclassid = 'pg_authid'::regclass \
                AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1) \
                AND s.deptype IN ('o', 'a', 'i')",
-            &[&username],
+            &[(&username, Type::TEXT)],
         )
         .await
         .context(format!("looking up what {username:?} owns or was granted"))?;
@@ -621,9 +622,9 @@ async fn delete_with(
 
     // Open sessions do not block DROP ROLE, but they would keep working until they end.
     if let Err(error) = client
-        .execute(
+        .execute_typed(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-            &[&username],
+            &[(&username, Type::TEXT)],
         )
         .await
     {
@@ -659,7 +660,7 @@ pub(crate) async fn drop_users_of(
     database: &str,
 ) -> Result<(), TenantError> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid') FROM pg_roles r \
              WHERE shobj_description(r.oid, 'pg_authid') LIKE '%\"usualstore\"%'",
             &[],
