@@ -97,6 +97,7 @@ pub async fn authenticate(
         )
         .await?;
     tracing::info!(user_id = user.id, "authenticated");
+    forget_expired_tokens(&client, user.id).await;
     Ok(Json(Authenticated {
         token,
         token_type: "Bearer",
@@ -104,6 +105,27 @@ pub async fn authenticate(
         user,
         tenant: state.tenant.to_string(),
     }))
+}
+
+/// Each sign-in clears the user's tokens that have ended, so the table holds about one row per
+/// live session instead of one per sign-in ever made. Best effort: a DSN without DELETE on
+/// `tokens` (the developer role) keeps them, which costs space, not correctness.
+async fn forget_expired_tokens(client: &deadpool_postgres::Client, user_id: i64) {
+    let statement = match client
+        .prepare_cached("DELETE FROM public.tokens WHERE user_id = $1 AND expiry <= now()")
+        .await
+    {
+        Ok(statement) => statement,
+        Err(error) => {
+            tracing::debug!(%error, "could not prepare the expired-token cleanup");
+            return;
+        }
+    };
+    match client.execute(&statement, &[&user_id]).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::debug!(user_id, removed, "removed expired tokens"),
+        Err(error) => tracing::debug!(%error, "expired tokens kept"),
+    }
 }
 
 /// Ends the token at once. An UPDATE, not a DELETE, so a developer-role DSN (no DELETE) can

@@ -102,6 +102,42 @@ async fn tokens_are_hashed_expire_and_end_at_logout() {
     app.get("/api/customers", Some(&shop.developer))
         .await
         .expect_error(401, "token_expired");
+
+    // Signing in again clears the user's ended tokens (the one logged out above), not live ones.
+    let ended_before: i64 = client
+        .query_one(
+            "SELECT count(*) FROM public.tokens t JOIN public.users u ON u.id = t.user_id \
+             WHERE u.email = 'admin@example.com' AND t.expiry <= now()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ended_before >= 1, "the logged-out token is still there");
+    let again = app
+        .post(
+            "/api/authenticate",
+            None,
+            json!({ "email": "admin@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE t.expiry <= now()), count(*) FILTER (WHERE t.expiry > now()) \
+             FROM public.tokens t JOIN public.users u ON u.id = t.user_id \
+             WHERE u.email = 'admin@example.com'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 0, "ended tokens were removed");
+    assert!(row.get::<_, i64>(1) >= 2, "live tokens were kept");
+    assert_eq!(
+        app.get("/api/statuses", Some(&shop.admin)).await.status,
+        200,
+        "the fixture's admin token still works"
+    );
     shop.app.stop().await;
 }
 
