@@ -76,7 +76,7 @@ pub fn schema() -> Schema {
                 "max_connections",
                 Type::Number,
                 Optional,
-                "Most connections the provider opens to the server at once; each resource operation holds up to two, and operations beyond the limit wait their turn. At least 2; default 20, enough for Terraform's default `-parallelism=10` without waiting. Keep it below the server's `max_connections` minus what applications need.",
+                "Most connections the provider opens to the server at once; each resource operation holds up to two, and operations beyond the limit wait their turn. From 3 on, one of them is a session that reads (refresh, plan) share. At least 2; default 20, enough for Terraform's default `-parallelism=10` without waiting. Keep it below the server's `max_connections` minus what applications need.",
             ),
         ],
     }
@@ -132,6 +132,13 @@ impl std::fmt::Debug for ConnectionSettings {
 }
 
 impl ConnectionSettings {
+    /// Whether reads of tenants and users share one maintenance session (see
+    /// `usualstore_tenancy::Server::share_reads`). That session is held beside the operations'
+    /// connections, so it needs room above one operation's worth.
+    pub fn shares_reads(&self) -> bool {
+        self.max_connections > CONNECTIONS_PER_OPERATION
+    }
+
     /// Where we connect, for messages: never includes the password.
     pub fn describe(&self) -> String {
         format!(
@@ -348,7 +355,9 @@ pub struct ProviderContext {
 
 impl ProviderContext {
     pub fn new(settings: ConnectionSettings, server: usualstore_tenancy::Server) -> Self {
-        let permits = usize::try_from(settings.max_connections).unwrap_or(usize::MAX);
+        // The session reads share stays open beside the operations' own connections.
+        let shared = u32::from(settings.shares_reads());
+        let permits = usize::try_from(settings.max_connections - shared).unwrap_or(usize::MAX);
         Self {
             settings,
             server,

@@ -31,9 +31,14 @@ pub fn server_for(settings: &ConnectionSettings) -> Server {
     if let Some(password) = &settings.password {
         config.password(password);
     }
-    match settings.sslmode {
+    let server = match settings.sslmode {
         SslMode::Disable => Server::without_tls(config),
         SslMode::Prefer | SslMode::Require => Server::new(config, encrypting_connector()),
+    };
+    if settings.shares_reads() {
+        server.share_reads()
+    } else {
+        server
     }
 }
 
@@ -101,9 +106,13 @@ impl ServerCertVerifier for UnverifiedServer {
 }
 
 /// One round trip to the maintenance database: fails fast on a wrong host, port, user, password or sslmode.
+/// Where reads share a session, this opens it.
 pub async fn check(server: &Server, settings: &ConnectionSettings) -> Result<(), Diagnostics> {
-    match server.connect_maintenance().await {
-        Ok(_session) => Ok(()),
+    match server.read_session().await {
+        Ok(session) => {
+            session.release().await;
+            Ok(())
+        }
         // TenantError::Connect names host, port, database and user; it never carries the password.
         Err(e) => Err(Diagnostic::error(
             format!("Cannot connect to PostgreSQL at {}", settings.describe()),

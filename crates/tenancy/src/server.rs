@@ -55,6 +55,8 @@ where
 pub struct Server {
     config: Config,
     connector: Arc<dyn Connect>,
+    /// The session read-only lookups share, when [`Server::share_reads`] asked for one.
+    shared_reads: Option<Arc<tokio::sync::Mutex<Option<Arc<Session>>>>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -80,7 +82,34 @@ impl Server {
         Server {
             config,
             connector: Arc::new(TlsConnector(tls)),
+            shared_reads: None,
         }
+    }
+
+    /// Read-only lookups on the maintenance database (reading a tenant or a user) share one
+    /// long-lived session instead of opening one each: a session costs the server more than the
+    /// handful of catalog queries a read runs, and a refresh reads every resource. Queries of
+    /// concurrent reads are pipelined on it. The session is opened on first use, reopened when
+    /// it has been closed (a server restart, an idle timeout), and is one connection more than
+    /// the operations in flight hold: callers that limit connections count it.
+    pub fn share_reads(mut self) -> Server {
+        self.shared_reads = Some(Arc::default());
+        self
+    }
+
+    /// A session for read-only lookups on the maintenance database: the shared one when reads
+    /// are shared, otherwise a new one. Give it back with [`ReadSession::release`].
+    pub async fn read_session(&self) -> Result<ReadSession, TenantError> {
+        let Some(shared) = &self.shared_reads else {
+            return Ok(ReadSession::Own(self.connect_maintenance().await?));
+        };
+        let mut current = shared.lock().await;
+        if let Some(session) = current.as_ref().filter(|session| !session.is_closed()) {
+            return Ok(ReadSession::Shared(Arc::clone(session)));
+        }
+        let session = Arc::new(self.connect_maintenance().await?);
+        *current = Some(Arc::clone(&session));
+        Ok(ReadSession::Shared(session))
     }
 
     /// A server reached without TLS (`sslmode=require` then fails to connect, as it should).
@@ -133,6 +162,33 @@ impl Server {
         };
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
         format!("{host}:{port}/{database}")
+    }
+}
+
+/// A session for lookups only: no transactions, locks or session settings, since it may be
+/// shared with concurrent readers.
+pub enum ReadSession {
+    Shared(Arc<Session>),
+    Own(Session),
+}
+
+impl ReadSession {
+    /// Closes a session of its own; leaves a shared one open for the next reader.
+    pub async fn release(self) {
+        if let ReadSession::Own(session) = self {
+            session.close().await;
+        }
+    }
+}
+
+impl Deref for ReadSession {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        match self {
+            ReadSession::Shared(session) => session,
+            ReadSession::Own(session) => session,
+        }
     }
 }
 

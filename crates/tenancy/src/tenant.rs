@@ -84,9 +84,9 @@ pub async fn read_tenant(
     database: &str,
 ) -> Result<Option<TenantStatus>, TenantError> {
     validate_database_name(database)?;
-    let maintenance = server.connect_maintenance().await?;
+    let maintenance = server.read_session().await?;
     let result = read_with(server, &maintenance, None, database).await;
-    maintenance.close().await;
+    maintenance.release().await;
     result
 }
 

@@ -203,9 +203,9 @@ pub async fn read_user(
 ) -> Result<Option<UserStatus>, TenantError> {
     validate_database_name(database)?;
     validate_identifier(username)?;
-    let maintenance = server.connect_maintenance().await?;
+    let maintenance = server.read_session().await?;
     let result = read_with(&maintenance, database, username, password).await;
-    maintenance.close().await;
+    maintenance.release().await;
     result
 }
 
