@@ -1,6 +1,7 @@
 //! The `provider "usualstore"` block: where the PostgreSQL server is and how to log in, with libpq's
 //! environment variables as fallbacks so the same configuration runs on a laptop and in CI.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use usualstore_cty::{ObjectReader, Type, Value};
@@ -350,7 +351,7 @@ pub struct ProviderContext {
     pub server: usualstore_tenancy::Server,
     /// One permit per connection: `-parallelism=50` against a server with 100 connections must queue here
     /// instead of failing with "too many clients".
-    connections: tokio::sync::Semaphore,
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl ProviderContext {
@@ -361,7 +362,7 @@ impl ProviderContext {
         Self {
             settings,
             server,
-            connections: tokio::sync::Semaphore::new(permits),
+            connections: Arc::new(tokio::sync::Semaphore::new(permits)),
         }
     }
 
@@ -370,6 +371,15 @@ impl ProviderContext {
         // The semaphore is never closed, so this only fails if that changes; then run unthrottled.
         self.connections
             .acquire_many(CONNECTIONS_PER_OPERATION)
+            .await
+            .ok()
+    }
+
+    /// Like [`Self::operation_slot`], for a slot that outlives the request (given back once the
+    /// operation's connections have ended on the server's side).
+    pub async fn owned_operation_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.connections)
+            .acquire_many_owned(CONNECTIONS_PER_OPERATION)
             .await
             .ok()
     }

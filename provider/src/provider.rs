@@ -404,9 +404,17 @@ impl Provider for UsualstoreProvider {
             let prior = decode(req.prior_state.as_ref(), &ty, "prior state")?;
             let planned = decode(req.planned_state.as_ref(), &ty, "planned state")?;
             let ctx = self.context().await?;
-            let _slot = ctx.operation_slot().await;
-            let new_state = resource.apply(&ctx, &prior, &planned).await?;
-            encode(&new_state, &ty)
+            let slot = ctx.owned_operation_slot().await;
+            let (applied, closing) =
+                usualstore_tenancy::with_deferred_closes(resource.apply(&ctx, &prior, &planned))
+                    .await;
+            // Answer as soon as the last statement is done; the slot is given back once the
+            // sessions the apply used have ended on the server's side.
+            tokio::spawn(async move {
+                closing.wait().await;
+                drop(slot);
+            });
+            encode(&applied?, &ty)
         }
         .await;
         Ok(Response::new(match result {

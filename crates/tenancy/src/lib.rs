@@ -33,7 +33,7 @@ pub use names::{
     validate_database_name, validate_identifier, validate_tenant_name,
 };
 pub use plan::{Plan, PlanParseError};
-pub use server::{ReadSession, Server, Session};
+pub use server::{PendingCloses, ReadSession, Server, Session, with_deferred_closes};
 pub use sql::{quote_ident, quote_literal};
 pub use tenant::{
     TenantSpec, TenantStatus, create_tenant, delete_tenant, read_tenant, update_tenant,

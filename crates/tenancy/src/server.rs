@@ -1,5 +1,6 @@
 //! Connections to the PostgreSQL server: the maintenance database and tenant databases.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
@@ -192,6 +193,51 @@ impl Deref for ReadSession {
     }
 }
 
+tokio::task_local! {
+    /// Connection tasks of sessions closed inside [`with_deferred_closes`], still ending.
+    static DEFERRED_CLOSES: RefCell<Vec<JoinHandle<()>>>;
+}
+
+/// Sessions closed by an operation that have not yet ended on the server's side.
+#[must_use = "wait for them before giving back what limits the connections"]
+pub struct PendingCloses(Vec<JoinHandle<()>>);
+
+impl PendingCloses {
+    /// How many sessions are still ending.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Returns once the server has seen every one of them disconnect.
+    pub async fn wait(self) {
+        for task in self.0 {
+            if let Err(error) = task.await {
+                tracing::debug!(%error, "PostgreSQL connection task failed");
+            }
+        }
+    }
+}
+
+/// Runs `operation` with its [`Session::close`] calls returning at once: waiting for the server to
+/// see each disconnect is left to the caller, through the returned [`PendingCloses`]. The caller
+/// can then answer first and wait after, so the answer follows the operation's last statement
+/// directly (the less time between a commit and Terraform recording it, the smaller the window in
+/// which a crash leaves a finished object outside the state), while connection accounting still
+/// waits for the disconnects.
+pub async fn with_deferred_closes<F: Future>(operation: F) -> (F::Output, PendingCloses) {
+    DEFERRED_CLOSES
+        .scope(RefCell::new(Vec::new()), async {
+            let output = operation.await;
+            let pending = DEFERRED_CLOSES.with(RefCell::take);
+            (output, PendingCloses(pending))
+        })
+        .await
+}
+
 /// One open connection. Dereferences to the `Client`; call [`Session::close`] to wait until the
 /// server has seen the disconnect, which matters where connection limits count our sessions.
 pub struct Session {
@@ -203,7 +249,16 @@ impl Session {
     pub async fn close(self) {
         let Session { client, task } = self;
         drop(client);
-        if let Err(error) = task.await {
+        let mut task = Some(task);
+        // Inside `with_deferred_closes` the wait is the caller's; elsewhere it happens here.
+        let _ = DEFERRED_CLOSES.try_with(|pending| {
+            if let Some(task) = task.take() {
+                pending.borrow_mut().push(task);
+            }
+        });
+        if let Some(task) = task
+            && let Err(error) = task.await
+        {
             tracing::debug!(%error, "PostgreSQL connection task failed");
         }
     }

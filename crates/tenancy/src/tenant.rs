@@ -268,7 +268,11 @@ async fn create_with(
     result
 }
 
-/// After a converge: marks the tenant ready and reads it back through the converge's session.
+/// After a converge: reads the tenant back through the converge's session, then marks it ready.
+///
+/// The mark comes last so that nothing can fail between it and Terraform recording the result:
+/// a create that fails or is killed before the mark leaves a tenant still provisioning, which
+/// the next apply completes; after the mark, only the response itself is left.
 async fn finish(
     server: &Server,
     maintenance: &Client,
@@ -276,6 +280,11 @@ async fn finish(
     spec: &TenantSpec,
 ) -> Result<TenantStatus, TenantError> {
     let database = spec.database_name.as_str();
+    let mut status = read_with(server, maintenance, Some(tenant_db), database)
+        .await?
+        .ok_or_else(|| TenantError::NotFound {
+            database: database.to_owned(),
+        })?;
     set_comment(
         maintenance,
         database,
@@ -284,11 +293,11 @@ async fn finish(
         TenantState::Ready,
     )
     .await?;
-    read_with(server, maintenance, Some(tenant_db), database)
-        .await?
-        .ok_or_else(|| TenantError::NotFound {
-            database: database.to_owned(),
-        })
+    // What the comment now says.
+    status.tenant_name = Some(spec.tenant_name.clone());
+    status.plan = Some(spec.plan);
+    status.status = Some(TenantState::Ready);
+    Ok(status)
 }
 
 /// The objects inside the tenant database and its applied schema version.

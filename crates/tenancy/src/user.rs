@@ -541,17 +541,20 @@ async fn converge(
         ))
         .await
         .context(format!("commenting on login user {username:?}"))?;
-    transaction
-        .commit()
-        .await
-        .context(format!("committing login user {username:?}"))?;
-
-    read_with(client, database, username, None)
+    // Read back inside the transaction, so the commit is the last step: a create that fails or
+    // is killed before it leaves nothing (or a provisioning user the next apply completes), and
+    // after it only the response to Terraform is left.
+    let status = read_with(transaction.client(), database, username, None)
         .await?
         .ok_or_else(|| TenantError::UserConflict {
             username: username.to_owned(),
             database: database.to_owned(),
-        })
+        })?;
+    transaction
+        .commit()
+        .await
+        .context(format!("committing login user {username:?}"))?;
+    Ok(status)
 }
 
 /// Databases where the user owns objects or holds privileges (`None` stands for shared objects,

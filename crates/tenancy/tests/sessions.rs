@@ -1,5 +1,5 @@
-//! `Server::share_reads`: concurrent reads of tenants and users go through one maintenance
-//! session, which is reopened by itself after the server restarts.
+//! How operations use sessions: `Server::share_reads` (concurrent reads of tenants and users go through one
+//! maintenance session, reopened by itself after a restart) and `with_deferred_closes`.
 
 use tokio::task::JoinSet;
 use usualstore_tenancy::{
@@ -101,4 +101,37 @@ async fn concurrent_reads_share_one_session_that_survives_a_restart() {
     );
     assert_eq!(maintenance_sessions(&cluster).await, 1);
     cluster.stop().expect("stop");
+}
+
+/// Inside `with_deferred_closes` a close returns at once; waiting on what it hands back ends the
+/// sessions on the server's side.
+#[tokio::test]
+async fn deferred_closes_end_when_waited_for() {
+    const DEFERRING: &str = "usualstore-deferred-closes-test";
+    let cluster = usualstore_testpg::shared();
+    let mut config = cluster.config("postgres");
+    config.application_name(DEFERRING);
+    let server = Server::without_tls(config);
+    let ((), pending) = usualstore_tenancy::with_deferred_closes(async {
+        for _ in 0..3 {
+            let session = server.connect_maintenance().await.expect("connect");
+            session.batch_execute("SELECT 1").await.expect("query");
+            session.close().await;
+        }
+    })
+    .await;
+    assert_eq!(pending.len(), 3, "every close was handed to the caller");
+    pending.wait().await;
+    let open: i64 = cluster
+        .connect("postgres")
+        .await
+        .expect("connect")
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&DEFERRING],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0);
+    assert_eq!(open, 0, "the server saw every disconnect");
 }
