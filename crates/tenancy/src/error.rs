@@ -58,12 +58,6 @@ pub enum TenantError {
     UserConflict { username: String, database: String },
 
     #[error(
-        "user {username:?} of tenant {database:?} already exists; import it instead \
-         (terraform import … {database}/{username}) of creating it again"
-    )]
-    UserAlreadyExists { username: String, database: String },
-
-    #[error(
         "the {role} group role of tenant {database:?} is missing or not ours; apply the \
          usualstore_tenant first so it repairs its roles"
     )]

@@ -209,8 +209,9 @@ pub async fn read_user(
     result
 }
 
-/// Creates the user, or completes one whose earlier create stopped half-way. A finished user of
-/// the same name is refused (import it instead), and so is any role that is not our user.
+/// Creates the user, or completes one an earlier create left behind: half-way, or finished but
+/// never recorded by Terraform (a crash right after its commit); that one gets the new password.
+/// Any role that is not a usualstore user of this tenant is refused.
 pub async fn create_user(server: &Server, spec: &UserSpec) -> Result<UserStatus, TenantError> {
     spec.validate()?;
     let mut maintenance = server.connect_maintenance().await?;
@@ -470,10 +471,15 @@ async fn converge(
                 });
             };
             if mode == Mode::Create && comment.status == Some(TenantState::Ready) {
-                return Err(TenantError::UserAlreadyExists {
-                    username: username.to_owned(),
-                    database: database.to_owned(),
-                });
+                // Ours, for this tenant, and finished: an earlier apply created it but died before
+                // Terraform recorded it (its commit is the create's last step, so only a crash in
+                // that instant leaves this). Taking it over, with the password planned now, is what
+                // lets the next apply converge; nothing else we manage is touched.
+                tracing::warn!(
+                    role = username,
+                    database,
+                    "adopting a finished user that no state recorded; its password is reset"
+                );
             }
             Some(row)
         }

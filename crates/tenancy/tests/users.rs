@@ -276,15 +276,24 @@ async fn foreign_roles_and_group_names_are_never_adopted() {
         "{error:?}"
     );
 
-    // A finished user is not created twice.
-    let twice = user(&a, "twice", UserRole::Admin);
+    // A finished user that no state recorded (a crash right after its commit) is taken over by
+    // the next create, with that create's password and role.
+    let mut twice = user(&a, "twice", UserRole::Admin);
     create_user(&server, &twice).await.expect("create");
-    let error = create_user(&server, &twice)
+    twice.password = "the password of the retry".to_owned();
+    twice.role = UserRole::Customer;
+    let adopted = create_user(&server, &twice)
         .await
-        .expect_err("created twice");
-    assert!(
-        matches!(error, TenantError::UserAlreadyExists { .. }),
-        "{error:?}"
+        .expect("the retry adopts the finished user");
+    assert_eq!(adopted.role, Some(UserRole::Customer));
+    assert!(adopted.privileges_in_sync(), "{:?}", adopted.drift);
+    let retried = connect_as(&a, &twice.username, &twice.password).await;
+    assert_eq!(
+        outcome(&retried, "DELETE FROM public.widgets WHERE false")
+            .await
+            .as_deref(),
+        Some(DENIED),
+        "a customer now, no longer an admin"
     );
 
     superuser("postgres")

@@ -348,9 +348,7 @@ fn observed_state(prior: &Value, status: &UserStatus) -> Value {
 
 fn user_diagnostic(action: &str, tenant: &str, username: &str, error: TenantError) -> Diagnostics {
     let attribute = match &error {
-        TenantError::UserConflict { .. } | TenantError::UserAlreadyExists { .. } => {
-            Some("username")
-        }
+        TenantError::UserConflict { .. } => Some("username"),
         TenantError::InvalidUserSetting { field, .. } => Some(*field),
         TenantError::NotFound { .. }
         | TenantError::NotManaged { .. }
