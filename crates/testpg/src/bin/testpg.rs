@@ -39,6 +39,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Signal handlers go in before the banner: whoever reads it may send SIGTERM at once, and
+    // until then the default action would kill the process before it cleans up.
+    let stop = match StopRequests::install() {
+        Ok(stop) => stop,
+        Err(error) => {
+            drop(cluster);
+            eprintln!(
+                "testpg: cannot watch for stop requests: {error}; cluster stopped and removed"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
 
     let mut stdout = std::io::stdout().lock();
     for (key, value) in cluster.pg_env() {
@@ -58,7 +70,7 @@ fn main() -> ExitCode {
         }
     );
 
-    let outcome = wait_for_stop(watch_stdin);
+    let outcome = stop.wait(watch_stdin);
     drop(cluster);
     match outcome {
         Ok(reason) => {
@@ -74,31 +86,60 @@ fn main() -> ExitCode {
     }
 }
 
-fn wait_for_stop(watch_stdin: bool) -> std::io::Result<&'static str> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let (stdin_closed_tx, stdin_closed) = tokio::sync::oneshot::channel::<()>();
-        if watch_stdin {
-            // A plain thread: tokio's stdin would keep the runtime from shutting down while a read
-            // is pending. The process exits without joining it.
-            std::thread::spawn(move || {
-                let mut buffer = [0u8; 512];
-                let mut stdin = std::io::stdin();
-                while matches!(stdin.read(&mut buffer), Ok(n) if n > 0) {}
-                let _ = stdin_closed_tx.send(());
-            });
-        } else {
-            // A dropped sender makes the receiver fail, which `select!` treats as a disabled branch.
-            drop(stdin_closed_tx);
-        }
-        Ok(tokio::select! {
-            _ = terminate.recv() => "SIGTERM received",
-            _ = interrupt.recv() => "SIGINT received",
-            Ok(()) = stdin_closed => "stdin closed",
+/// SIGTERM and SIGINT, caught from the moment `install` returns.
+struct StopRequests {
+    runtime: tokio::runtime::Runtime,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopRequests {
+    fn install() -> std::io::Result<StopRequests> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (terminate, interrupt) = {
+            let _context = runtime.enter();
+            (
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            )
+        };
+        Ok(StopRequests {
+            runtime,
+            terminate,
+            interrupt,
         })
-    })
+    }
+
+    /// Until a signal arrives or, when `watch_stdin`, stdin closes.
+    fn wait(self, watch_stdin: bool) -> std::io::Result<&'static str> {
+        let StopRequests {
+            runtime,
+            mut terminate,
+            mut interrupt,
+        } = self;
+        runtime.block_on(async {
+            let (stdin_closed_tx, stdin_closed) = tokio::sync::oneshot::channel::<()>();
+            if watch_stdin {
+                // A plain thread: tokio's stdin would keep the runtime from shutting down while a
+                // read is pending. The process exits without joining it.
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 512];
+                    let mut stdin = std::io::stdin();
+                    while matches!(stdin.read(&mut buffer), Ok(n) if n > 0) {}
+                    let _ = stdin_closed_tx.send(());
+                });
+            } else {
+                // A dropped sender makes the receiver fail, which `select!` treats as a disabled
+                // branch.
+                drop(stdin_closed_tx);
+            }
+            Ok(tokio::select! {
+                _ = terminate.recv() => "SIGTERM received",
+                _ = interrupt.recv() => "SIGINT received",
+                Ok(()) = stdin_closed => "stdin closed",
+            })
+        })
+    }
 }
