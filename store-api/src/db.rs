@@ -1,13 +1,8 @@
 //! The connection pool and what database failures mean for a request.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::error::SqlState;
 
 use crate::config::DatabaseConfig;
@@ -35,7 +30,11 @@ pub fn build_pool(
         recycling_method: RecyclingMethod::Fast,
     };
     let manager = if database.tls {
-        Manager::from_config(database.pg.clone(), encrypting_connector(), manager_config)
+        Manager::from_config(
+            database.pg.clone(),
+            usualstore_pgtls::encrypting_connector(),
+            manager_config,
+        )
     } else {
         Manager::from_config(database.pg.clone(), tokio_postgres::NoTls, manager_config)
     };
@@ -63,67 +62,6 @@ pub fn build_pool(
         }))
         .build()
         .map_err(|error| PoolBuildError(error.to_string()))
-}
-
-/// libpq's `prefer` and `require` encrypt without checking who the server is; so does this.
-/// Handshake signatures are still verified, so the keys belong to the certificate presented.
-fn encrypting_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(AnyServerCertificate {
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let builder = match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(builder) => builder,
-        // aws-lc-rs supports the default protocol versions; this arm is unreachable in practice.
-        Err(_) => rustls::ClientConfig::builder(),
-    };
-    let config = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
-}
-
-#[derive(Debug)]
-struct AnyServerCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 /// What a database failure means for the client.
