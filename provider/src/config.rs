@@ -366,18 +366,10 @@ impl ProviderContext {
         }
     }
 
-    /// Waits for room for one more operation; the room is given back when the permit drops.
-    pub async fn operation_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    /// Waits for room for one more operation; the room is given back when the permit drops, which
+    /// may be after the request has been answered (an apply keeps it until its sessions have ended).
+    pub async fn operation_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         // The semaphore is never closed, so this only fails if that changes; then run unthrottled.
-        self.connections
-            .acquire_many(CONNECTIONS_PER_OPERATION)
-            .await
-            .ok()
-    }
-
-    /// Like [`Self::operation_slot`], for a slot that outlives the request (given back once the
-    /// operation's connections have ended on the server's side).
-    pub async fn owned_operation_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         Arc::clone(&self.connections)
             .acquire_many_owned(CONNECTIONS_PER_OPERATION)
             .await

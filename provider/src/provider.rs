@@ -404,7 +404,7 @@ impl Provider for UsualstoreProvider {
             let prior = decode(req.prior_state.as_ref(), &ty, "prior state")?;
             let planned = decode(req.planned_state.as_ref(), &ty, "planned state")?;
             let ctx = self.context().await?;
-            let slot = ctx.owned_operation_slot().await;
+            let slot = ctx.operation_slot().await;
             let (applied, closing) =
                 usualstore_tenancy::with_deferred_closes(resource.apply(&ctx, &prior, &planned))
                     .await;
