@@ -11,6 +11,8 @@
 //! `bench/run.sh` reads. The client side mirrors Terraform's: a self-signed ECDSA P-521 CA certificate passed in
 //! `PLUGIN_CLIENT_CERT`, the server certificate from the handshake line pinned.
 
+#[path = "../tests/plugin_client/mod.rs"]
+mod plugin_client;
 #[path = "../src/proto.rs"]
 #[allow(dead_code)]
 mod proto;
@@ -18,16 +20,15 @@ mod proto;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
+use plugin_client::{ClientIdentity, channel, terraform_like_identity, tls_client};
 use proto::plugin::Empty;
 use proto::plugin::grpc_controller_client::GrpcControllerClient;
 use proto::tfplugin6::provider_client::ProviderClient;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use tonic::transport::{Channel, Endpoint, Uri};
+use rustls::pki_types::CertificateDer;
 
 const COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 const PROVIDER_BINARY: &str = "terraform-provider-usualstore";
@@ -72,29 +73,6 @@ fn parse_args() -> anyhow::Result<Args> {
             .context("cannot locate the provider binary; pass --provider")?,
     };
     Ok(Args { provider, runs })
-}
-
-/// Terraform's side of the mTLS: a self-signed ECDSA P-521 CA certificate.
-struct ClientIdentity {
-    pem: String,
-    der: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-}
-
-fn terraform_like_identity() -> anyhow::Result<ClientIdentity> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512)?;
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()])?;
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.extended_key_usages = vec![
-        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-    ];
-    let cert = params.self_signed(&key)?;
-    Ok(ClientIdentity {
-        pem: cert.pem(),
-        der: cert.der().clone(),
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    })
 }
 
 /// Kills the provider if a run fails half-way, so no process outlives the benchmark.
@@ -143,92 +121,6 @@ fn start(provider: &Path, identity: &ClientIdentity) -> anyhow::Result<Plugin> {
     })
 }
 
-fn tls_client(
-    server_cert: &CertificateDer<'static>,
-    identity: &ClientIdentity,
-) -> anyhow::Result<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(PinnedServerCert {
-        cert: server_cert.clone(),
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(vec![identity.der.clone()], identity.key.clone_key())?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(config)
-}
-
-/// Trusts exactly the certificate from the handshake line, as go-plugin does.
-#[derive(Debug)]
-struct PinnedServerCert {
-    cert: CertificateDer<'static>,
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl rustls::client::danger::ServerCertVerifier for PinnedServerCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "not the pinned server certificate".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-async fn channel(socket: &Path, tls: rustls::ClientConfig) -> anyhow::Result<Channel> {
-    let socket = socket.to_owned();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    let channel = Endpoint::try_from("http://localhost")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            let connector = connector.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(socket).await?;
-                let name = ServerName::try_from("localhost")
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-                let tls = connector.connect(name, stream).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
-            }
-        }))
-        .await
-        .context("connecting to the provider")?;
-    Ok(channel)
-}
-
 struct Timing {
     handshake: Duration,
     schema: Duration,
@@ -238,7 +130,11 @@ async fn one_run(provider: &Path, identity: &ClientIdentity) -> anyhow::Result<T
     let started = Instant::now();
     let mut plugin = start(provider, identity)?;
     let handshake = started.elapsed();
-    let channel = channel(&plugin.socket, tls_client(&plugin.server_cert, identity)?).await?;
+    let tls = tls_client(&plugin.server_cert, Some(identity)).map_err(anyhow::Error::msg)?;
+    let channel = channel(&plugin.socket, tls)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("connecting to the provider")?;
     let schema = ProviderClient::new(channel.clone())
         .get_provider_schema(proto::tfplugin6::get_provider_schema::Request {})
         .await
@@ -283,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
         bail!("no provider binary at {}", args.provider.display());
     }
     // Key generation is Terraform's cost, not the provider's: done once, outside the clock.
-    let identity = terraform_like_identity()?;
+    let identity = terraform_like_identity().map_err(anyhow::Error::msg)?;
     let mut handshakes = Vec::with_capacity(args.runs);
     let mut schemas = Vec::with_capacity(args.runs);
     for run in 1..=args.runs {

@@ -2,6 +2,7 @@
 //! side services, and shutdown. Terraform itself is exercised by the acceptance tests; these pin down the parts
 //! Terraform cannot show us, such as a stranger being refused.
 
+mod plugin_client;
 #[path = "../src/proto.rs"]
 #[allow(dead_code)]
 mod proto;
@@ -9,44 +10,21 @@ mod proto;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use plugin_client::{channel, terraform_like_identity, tls_client};
 use proto::health::HealthCheckRequest;
 use proto::health::health_check_response::ServingStatus;
 use proto::health::health_client::HealthClient;
 use proto::plugin::Empty;
 use proto::plugin::grpc_controller_client::GrpcControllerClient;
 use proto::tfplugin6::provider_client::ProviderClient;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use tonic::transport::{Channel, Endpoint, Uri};
+use rustls::pki_types::CertificateDer;
+use tonic::transport::Channel;
 
 const PROVIDER: &str = env!("CARGO_BIN_EXE_terraform-provider-usualstore");
 const COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
-
-/// A client identity shaped like Terraform's: a self-signed ECDSA P-521 CA certificate.
-struct ClientIdentity {
-    pem: String,
-    der: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-}
-
-fn terraform_like_identity() -> ClientIdentity {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).expect("P-521 key");
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.extended_key_usages = vec![
-        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-    ];
-    let cert = params.self_signed(&key).expect("self-signed");
-    ClientIdentity {
-        pem: cert.pem(),
-        der: cert.der().clone(),
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    }
-}
 
 struct RunningPlugin {
     child: Child,
@@ -94,98 +72,6 @@ fn start_plugin(client_cert_pem: &str) -> RunningPlugin {
     }
 }
 
-fn tls_client(
-    server_cert: &CertificateDer<'static>,
-    identity: Option<&ClientIdentity>,
-) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(PinnedServerCert {
-        cert: server_cert.clone(),
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let mut config = match identity {
-        Some(id) => builder
-            .with_client_auth_cert(vec![id.der.clone()], id.key.clone_key())
-            .expect("client auth"),
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    config
-}
-
-/// Trusts exactly the certificate from the handshake line, as go-plugin's client does by making it the only root.
-/// (webpki refuses a CA certificate as an end entity, Go's verifier accepts it as a trusted root.)
-#[derive(Debug)]
-struct PinnedServerCert {
-    cert: CertificateDer<'static>,
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl rustls::client::danger::ServerCertVerifier for PinnedServerCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "not the pinned server certificate".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-async fn channel(plugin: &RunningPlugin, tls: rustls::ClientConfig) -> Result<Channel, String> {
-    let socket = plugin.socket.clone();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    Endpoint::try_from("http://localhost")
-        .expect("endpoint")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            let connector = connector.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(socket).await?;
-                let name = ServerName::try_from("localhost").expect("name");
-                let tls = connector.connect(name, stream).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
-            }
-        }))
-        .await
-        .map_err(|e| format!("{e:?}"))
-}
-
 async fn health(channel: Channel) -> Result<i32, tonic::Status> {
     let mut client = HealthClient::new(channel);
     let response = client
@@ -224,13 +110,16 @@ fn refuses_when_protocol_6_is_not_offered() {
 
 #[tokio::test]
 async fn terraform_certificate_is_accepted_and_others_are_refused() {
-    let terraform = terraform_like_identity();
-    let stranger = terraform_like_identity();
+    let terraform = terraform_like_identity().expect("client identity");
+    let stranger = terraform_like_identity().expect("client identity");
     let plugin = start_plugin(&terraform.pem);
 
-    let trusted = channel(&plugin, tls_client(&plugin.server_cert, Some(&terraform)))
-        .await
-        .expect("Terraform's certificate connects");
+    let trusted = channel(
+        &plugin.socket,
+        tls_client(&plugin.server_cert, Some(&terraform)).expect("tls client"),
+    )
+    .await
+    .expect("Terraform's certificate connects");
     assert_eq!(
         health(trusted.clone()).await.expect("health"),
         ServingStatus::Serving as i32
@@ -245,7 +134,12 @@ async fn terraform_certificate_is_accepted_and_others_are_refused() {
 
     // A process with another certificate, or none, gets no answer: the TLS handshake or the first call fails.
     for identity in [Some(&stranger), None] {
-        let refused = match channel(&plugin, tls_client(&plugin.server_cert, identity)).await {
+        let refused = match channel(
+            &plugin.socket,
+            tls_client(&plugin.server_cert, identity).expect("tls client"),
+        )
+        .await
+        {
             Err(_) => true,
             Ok(ch) => health(ch).await.is_err(),
         };
@@ -258,11 +152,14 @@ async fn terraform_certificate_is_accepted_and_others_are_refused() {
 
 #[tokio::test]
 async fn controller_shutdown_ends_the_process() {
-    let terraform = terraform_like_identity();
+    let terraform = terraform_like_identity().expect("client identity");
     let mut plugin = start_plugin(&terraform.pem);
-    let ch = channel(&plugin, tls_client(&plugin.server_cert, Some(&terraform)))
-        .await
-        .expect("connect");
+    let ch = channel(
+        &plugin.socket,
+        tls_client(&plugin.server_cert, Some(&terraform)).expect("tls client"),
+    )
+    .await
+    .expect("connect");
     GrpcControllerClient::new(ch)
         .shutdown(Empty {})
         .await
