@@ -5,14 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use tokio_postgres::types::ToSql;
 
 use crate::app::AppState;
 use crate::auth::{self, AuthUser, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, USER_COLUMNS, User, email, required_text};
-use crate::routes::created;
+use crate::routes::{created, table_page};
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -22,29 +21,14 @@ pub async fn list(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<List<User>>> {
     user.require_admin("listing users")?;
-    let page = params.page()?;
-    let client = state.pool.get().await?;
-    let select = client
-        .prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM public.users ORDER BY id LIMIT $1 OFFSET $2"
-        ))
-        .await?;
-    let count = client
-        .prepare_cached("SELECT count(*) FROM public.users")
-        .await?;
-    let select_params: [&(dyn ToSql + Sync); 2] = [&page.limit, &page.offset];
-    let (rows, total) = tokio::try_join!(
-        client.query(&select, &select_params),
-        client.query_one(&count, &[]),
-    )?;
-    let items = rows.iter().map(User::from_row).collect::<Result<_, _>>()?;
-    Ok(Json(List {
-        tenant: state.tenant.to_string(),
-        items,
-        total: total.try_get(0)?,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    table_page(
+        &state,
+        "users",
+        USER_COLUMNS,
+        params.page()?,
+        User::from_row,
+    )
+    .await
 }
 
 pub async fn get(

@@ -5,14 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use tokio_postgres::types::ToSql;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, WIDGET_COLUMNS, Widget, required_text};
-use crate::routes::created;
+use crate::routes::{created, table_page};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_TEXT_CHARS: usize = 10_000;
@@ -25,33 +24,14 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<List<Widget>>> {
-    let page = params.page()?;
-    let client = state.pool.get().await?;
-    let select = client
-        .prepare_cached(&format!(
-            "SELECT {WIDGET_COLUMNS} FROM public.widgets ORDER BY id LIMIT $1 OFFSET $2"
-        ))
-        .await?;
-    let count = client
-        .prepare_cached("SELECT count(*) FROM public.widgets")
-        .await?;
-    // Both statements go out on the connection at once: one round trip's wait.
-    let select_params: [&(dyn ToSql + Sync); 2] = [&page.limit, &page.offset];
-    let (rows, total) = tokio::try_join!(
-        client.query(&select, &select_params),
-        client.query_one(&count, &[]),
-    )?;
-    let items = rows
-        .iter()
-        .map(Widget::from_plain_row)
-        .collect::<Result<_, _>>()?;
-    Ok(Json(List {
-        tenant: state.tenant.to_string(),
-        items,
-        total: total.try_get(0)?,
-        limit: page.limit,
-        offset: page.offset,
-    }))
+    table_page(
+        &state,
+        "widgets",
+        WIDGET_COLUMNS,
+        params.page()?,
+        Widget::from_plain_row,
+    )
+    .await
 }
 
 pub async fn get(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Widget>> {
