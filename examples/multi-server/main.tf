@@ -61,6 +61,15 @@ provider "usualstore" {
   sslmode  = var.servers["secondary"].sslmode
 }
 
+# Each server made fit to host tenants: one usualstore_server per provider configuration.
+resource "usualstore_server" "primary" {
+  provider = usualstore.primary
+}
+
+resource "usualstore_server" "secondary" {
+  provider = usualstore.secondary
+}
+
 resource "usualstore_tenant" "primary" {
   provider            = usualstore.primary
   for_each            = { for name, t in var.tenants : name => t if t.server == "primary" }

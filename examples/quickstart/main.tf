@@ -10,6 +10,10 @@ terraform {
 
 provider "usualstore" {}
 
+# The server fit to host tenants: tenant logins may connect to their own database and nowhere else.
+# Destroying it gives PUBLIC back CONNECT on the maintenance database and template1.
+resource "usualstore_server" "this" {}
+
 variable "deletion_protection" {
   type        = bool
   default     = true
@@ -38,15 +42,15 @@ output "tenant" {
 }
 
 # The login the tenant's store-api container connects with (password generated, kept in state).
-resource "usualstore_tenant_user" "building_admin" {
+resource "usualstore_tenant_user" "building_ops" {
   tenant   = usualstore_tenant.building_shop.database_name
-  username = "building_admin"
+  username = "building_ops"
   role     = "admin"
   email    = "ops@building-shop.example"
 }
 
 output "api_dsn" {
   description = "DATABASE_DSN for store-api: terraform output -raw api_dsn"
-  value       = usualstore_tenant_user.building_admin.dsn
+  value       = usualstore_tenant_user.building_ops.dsn
   sensitive   = true
 }

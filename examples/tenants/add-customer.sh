@@ -38,9 +38,6 @@ CUSTOMERS_DIR="$HERE/customers"
 CONTAINER_PORT=4001
 FIRST_HOST_PORT=4001
 PLANS="free starter professional enterprise"
-NAME_RE='^[a-z_][a-z0-9_]{0,52}$'
-EMAIL_RE='^[^@[:space:]]+@[^@[:space:]]+$'
-MIN_PASSWORD=8
 
 # ---------------------------------------------------------------------------------------------------
 # Output helpers
@@ -147,28 +144,48 @@ next_free_port() {
 
 # ---------------------------------------------------------------------------------------------------
 # Validators: return 0, or set ERR to a message that names the bad value and return 1.
+#
+# What a value may be is the provider's rule, asked of the provider binary itself (`check`), so this
+# script can never accept what a plan would refuse. Only what the provider cannot know (other
+# customers' files) is checked here.
 
 ERR=""
 
-valid_company() {
-    if [[ -z "${1//[[:space:]]/}" ]]; then
-        ERR="the company name must not be empty"
-    elif [[ "$1" =~ [[:cntrl:]] ]]; then
-        ERR="the company name '$1' contains a control character (tab, newline, ...)"
-    elif ((${#1} > 200)); then
-        ERR="the company name has ${#1} characters; at most 200"
-    else
-        return 0
+# The provider binary: $USUALSTORE_PROVIDER, else the newest one `make install` put into the local
+# filesystem mirror, else one `terraform init` unpacked here.
+find_provider() {
+    local candidate
+    if [[ -n "${USUALSTORE_PROVIDER:-}" ]]; then
+        [[ -x "$USUALSTORE_PROVIDER" ]] || die "USUALSTORE_PROVIDER=$USUALSTORE_PROVIDER is not an executable"
+        printf '%s\n' "$USUALSTORE_PROVIDER"
+        return
     fi
+    candidate="$(find "${HOME:-/nonexistent}/.terraform.d/plugins/registry.terraform.io/usualstore/usualstore" \
+        "$HERE/.terraform/providers/registry.terraform.io/usualstore/usualstore" \
+        -name 'terraform-provider-usualstore*' -type f -perm -u+x 2>/dev/null | sort -V | tail -n 1)"
+    [[ -n "$candidate" ]] || die "the usualstore provider is not installed (run 'make install' at the repository root, or set USUALSTORE_PROVIDER)"
+    printf '%s\n' "$candidate"
+}
+
+# provider_check ATTRIBUTE VALUE: the provider's verdict; its reason in ERR.
+provider_check() {
+    if [[ "$1" == password ]]; then
+        ERR="$(printf '%s' "$2" | "$PROVIDER_BIN" check password -)" && return 0
+    else
+        ERR="$("$PROVIDER_BIN" check "$1" "$2")" && return 0
+    fi
+    [[ -n "$ERR" ]] || die "the provider binary $PROVIDER_BIN could not check $1"
     return 1
+}
+
+valid_company() {
+    provider_check tenant_name "$1"
 }
 
 valid_database() {
     local owner
-    if ! [[ "$1" =~ $NAME_RE ]]; then
-        ERR="database name '$1' is not valid: a lowercase letter or _, then lowercase letters, digits or _, at most 53 characters"
-    elif [[ "$1" == postgres || "$1" == template0 || "$1" == template1 ]]; then
-        ERR="database name '$1' is reserved by PostgreSQL"
+    if ! provider_check database_name "$1"; then
+        :
     elif [[ -e "$CUSTOMERS_DIR/$1.tfvars" && "$FORCE" != true ]]; then
         ERR="customer '$1' exists already (customers/$1.tfvars); choose another name, or pass --force to overwrite its files"
     elif owner="$(KEY="$1" database_owner "$1")"; then
@@ -180,25 +197,12 @@ valid_database() {
 }
 
 valid_plan() {
-    case " $PLANS " in
-    *" $1 "*) [[ -n "$1" ]] && return 0 ;;
-    esac
-    ERR="plan '$1' is not one of: $PLANS"
-    return 1
+    provider_check plan "$1"
 }
 
 valid_username() {
-    local name="$1" owner suffix i
-    if ! [[ "$name" =~ $NAME_RE ]]; then
-        ERR="username '$name' is not valid: a lowercase letter or _, then lowercase letters, digits or _, at most 53 characters"
-        return 1
-    fi
-    for suffix in owner admin developer customer; do
-        if [[ "$name" == "${KEY}_$suffix" ]]; then
-            ERR="username '$name' is the name of one of the tenant's group roles; choose another"
-            return 1
-        fi
-    done
+    local name="$1" owner i
+    provider_check username "$name" || return 1
     for i in "${!USER_NAMES[@]}"; do
         if [[ "${USER_NAMES[$i]}" == "$name" ]]; then
             ERR="username '$name' is already one of this customer's ${USER_ROLES[$i]}s"
@@ -212,26 +216,14 @@ valid_username() {
     return 0
 }
 
+# Empty: no e-mail.
 valid_email() {
-    if [[ -z "$1" || "$1" =~ $EMAIL_RE ]] && ! [[ "$1" =~ [[:cntrl:]] ]]; then
-        return 0
-    fi
-    ERR="'$1' is not an e-mail address (name@domain, no spaces)"
-    return 1
+    [[ -z "$1" ]] || provider_check email "$1"
 }
 
-# Never puts the password itself into a message.
+# Empty: the provider generates one. The provider's messages never quote a password.
 valid_password() {
-    if [[ -z "$1" ]]; then
-        return 0
-    elif ((${#1} < MIN_PASSWORD)); then
-        ERR="the password is shorter than $MIN_PASSWORD characters"
-    elif [[ "$1" =~ [[:cntrl:]] ]]; then
-        ERR="the password contains a control character"
-    else
-        return 0
-    fi
-    return 1
+    [[ -z "$1" ]] || provider_check password "$1"
 }
 
 valid_port() {
@@ -537,6 +529,8 @@ mkdir -p "$CUSTOMERS_DIR"
 missing() {
     die "no $1 given; pass $2 (or run on a terminal without --non-interactive to be asked)"
 }
+
+PROVIDER_BIN="$(find_provider)"
 
 if [[ -n "$COMPANY" ]]; then
     valid_company "$COMPANY" || die "--company: $ERR"

@@ -9,7 +9,7 @@ use usualstore_cty::{ObjectReader, Type, Value};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::schema::{Attribute, Presence, Schema};
 
-pub const SSL_MODES: &[&str] = &["disable", "prefer", "require"];
+pub use usualstore_pgtls::SslMode;
 
 pub fn schema() -> Schema {
     use Presence::Optional;
@@ -53,7 +53,25 @@ pub fn schema() -> Schema {
                 "sslmode",
                 Type::String,
                 Optional,
-                "`disable`, `prefer` or `require` (encrypt without verifying the server certificate, as libpq's `require`). Falls back to `PGSSLMODE`, then `prefer`.",
+                "As libpq's: `disable`, `prefer` or `require` encrypt (or not) without checking who the server is; `verify-ca` checks the server's certificate against `sslrootcert`, `verify-full` also checks that it names `host`. Below `verify-ca` the provider refuses to send the password in clear text when the server asks for it (see `allow_cleartext_password`). Falls back to `PGSSLMODE`, then `prefer`.",
+            ),
+            Attribute::new(
+                "sslrootcert",
+                Type::String,
+                Optional,
+                "PEM file of the certificate authorities `verify-ca` and `verify-full` trust. Falls back to `PGSSLROOTCERT`, then `~/.postgresql/root.crt`. Written into tenant users' DSNs as well, unless `dsn_sslrootcert` says otherwise.",
+            ),
+            Attribute::new(
+                "allow_cleartext_password",
+                Type::Bool,
+                Optional,
+                "Send the password in clear text when a server that is not verified asks for it (`sslmode` below `verify-ca`). Default `false`: a man in the middle asks for exactly that to learn the password, while SCRAM and MD5 never reveal it.",
+            ),
+            Attribute::new(
+                "lock_timeout",
+                Type::Number,
+                Optional,
+                "Seconds any statement of the provider may wait for a lock (a tenant's login holding a transaction open, another Terraform run on the same tenant) before the operation fails with the sessions that hold it. Default 30.",
             ),
             Attribute::new(
                 "connect_timeout",
@@ -74,29 +92,18 @@ pub fn schema() -> Schema {
                 "Port written into the DSNs that tenant users get. Defaults to the resolved `port`.",
             ),
             Attribute::new(
+                "dsn_sslrootcert",
+                Type::String,
+                Optional,
+                "`sslrootcert` written into the DSNs that tenant users get, where the application finds the certificate authority (for example a path inside its container). Defaults to the resolved `sslrootcert`.",
+            ),
+            Attribute::new(
                 "max_connections",
                 Type::Number,
                 Optional,
                 "Most connections the provider opens to the server at once; each resource operation holds up to two, and operations beyond the limit wait their turn. From 3 on, one of them is a session that reads (refresh, plan) share. At least 2; default 20, enough for Terraform's default `-parallelism=10` without waiting. Keep it below the server's `max_connections` minus what applications need.",
             ),
         ],
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    Disable,
-    Prefer,
-    Require,
-}
-
-impl SslMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-        }
     }
 }
 
@@ -109,10 +116,14 @@ pub struct ConnectionSettings {
     pub password: Option<String>,
     pub database: String,
     pub sslmode: SslMode,
+    pub sslrootcert: Option<String>,
+    pub allow_cleartext_password: bool,
     pub connect_timeout: Duration,
+    pub lock_timeout: Duration,
     pub max_connections: u32,
     pub dsn_host: String,
     pub dsn_port: u16,
+    pub dsn_sslrootcert: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionSettings {
@@ -124,10 +135,14 @@ impl std::fmt::Debug for ConnectionSettings {
             .field("password", &self.password.as_ref().map(|_| "<sensitive>"))
             .field("database", &self.database)
             .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("allow_cleartext_password", &self.allow_cleartext_password)
             .field("connect_timeout", &self.connect_timeout)
+            .field("lock_timeout", &self.lock_timeout)
             .field("max_connections", &self.max_connections)
             .field("dsn_host", &self.dsn_host)
             .field("dsn_port", &self.dsn_port)
+            .field("dsn_sslrootcert", &self.dsn_sslrootcert)
             .finish()
     }
 }
@@ -168,9 +183,13 @@ pub fn resolve(
         "password",
         "database",
         "sslmode",
+        "sslrootcert",
+        "allow_cleartext_password",
         "connect_timeout",
+        "lock_timeout",
         "dsn_host",
         "dsn_port",
+        "dsn_sslrootcert",
         "max_connections",
     ] {
         if reader.is_unknown(name) {
@@ -229,6 +248,39 @@ pub fn resolve(
     let password = keep(&mut diagnostics, text("password", "PGPASSWORD")).flatten();
     let database = keep(&mut diagnostics, text("database", "PGDATABASE")).flatten();
     let sslmode = keep(&mut diagnostics, text("sslmode", "PGSSLMODE")).flatten();
+    let sslrootcert = keep(&mut diagnostics, text("sslrootcert", "PGSSLROOTCERT")).flatten();
+    let allow_cleartext_password = keep(
+        &mut diagnostics,
+        reader
+            .optional_bool("allow_cleartext_password")
+            .map_err(|e| {
+                Diagnostic::attribute_error(
+                    "allow_cleartext_password",
+                    "Invalid provider attribute",
+                    e.to_string(),
+                )
+            }),
+    )
+    .flatten()
+    .unwrap_or(false);
+    let dsn_sslrootcert = keep(
+        &mut diagnostics,
+        reader.optional_string("dsn_sslrootcert").map_err(|e| {
+            Diagnostic::attribute_error(
+                "dsn_sslrootcert",
+                "Invalid provider attribute",
+                e.to_string(),
+            )
+        }),
+    )
+    .flatten();
+    let lock_timeout = keep(
+        &mut diagnostics,
+        reader.optional_i64("lock_timeout").map_err(|e| {
+            Diagnostic::attribute_error("lock_timeout", "Invalid provider attribute", e.to_string())
+        }),
+    )
+    .flatten();
     let connect_timeout = keep(
         &mut diagnostics,
         number("connect_timeout", "PGCONNECT_TIMEOUT"),
@@ -257,18 +309,29 @@ pub fn resolve(
         Some(p) => keep(&mut diagnostics, port_of("dsn_port", p)),
         None => port,
     };
-    let sslmode = match sslmode.as_deref().unwrap_or("prefer") {
-        "disable" => Some(SslMode::Disable),
-        "prefer" | "allow" => Some(SslMode::Prefer),
-        "require" => Some(SslMode::Require),
-        other => {
+    let sslmode = match sslmode.as_deref().unwrap_or("prefer").parse::<SslMode>() {
+        Ok(mode) => Some(mode),
+        Err(error) => {
             diagnostics.push(Diagnostic::attribute_error(
                 "sslmode",
                 "Unsupported sslmode",
+                format!("`sslmode` (or PGSSLMODE): {error}."),
+            ));
+            None
+        }
+    };
+    let lock_timeout = match lock_timeout {
+        None => Some(usualstore_tenancy::DEFAULT_LOCK_TIMEOUT),
+        Some(s) if (1..=MAX_LOCK_TIMEOUT_SECS).contains(&s) => {
+            Some(Duration::from_secs(s.unsigned_abs()))
+        }
+        Some(s) => {
+            diagnostics.push(Diagnostic::attribute_error(
+                "lock_timeout",
+                "Invalid lock_timeout",
                 format!(
-                    "`sslmode` (or PGSSLMODE) must be one of {}, got {other:?}. Certificate verification modes \
-                     (verify-ca, verify-full) are not supported yet.",
-                    SSL_MODES.join(", ")
+                    "`lock_timeout` must be from 1 to {MAX_LOCK_TIMEOUT_SECS} seconds, got {s}: every \
+                     wait for a lock is bounded."
                 ),
             ));
             None
@@ -316,8 +379,21 @@ pub fn resolve(
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
-    let (Some(port), Some(dsn_port), Some(sslmode), Some(connect_timeout), Some(max_connections)) =
-        (port, dsn_port, sslmode, connect_timeout, max_connections)
+    let (
+        Some(port),
+        Some(dsn_port),
+        Some(sslmode),
+        Some(connect_timeout),
+        Some(lock_timeout),
+        Some(max_connections),
+    ) = (
+        port,
+        dsn_port,
+        sslmode,
+        connect_timeout,
+        lock_timeout,
+        max_connections,
+    )
     else {
         return Err(diagnostics);
     };
@@ -334,11 +410,18 @@ pub fn resolve(
         password,
         database: database.unwrap_or_else(|| "postgres".to_owned()),
         sslmode,
+        dsn_sslrootcert: dsn_sslrootcert.or_else(|| sslrootcert.clone()),
+        sslrootcert,
+        allow_cleartext_password,
         connect_timeout,
+        lock_timeout,
         dsn_port,
         max_connections,
     })
 }
+
+/// A day: a wait longer than that is a hang, not a wait.
+const MAX_LOCK_TIMEOUT_SECS: i64 = 86_400;
 
 /// Connections one resource operation may hold at once (maintenance database and tenant database).
 pub const CONNECTIONS_PER_OPERATION: u32 = 2;
@@ -349,6 +432,9 @@ pub struct ProviderContext {
     /// Also the source of the host, port and sslmode written into DSN outputs.
     pub settings: ConnectionSettings,
     pub server: usualstore_tenancy::Server,
+    /// Whether PUBLIC may connect to the maintenance database (no `usualstore_server` applied):
+    /// plans that touch a tenant warn about it.
+    pub public_can_connect: bool,
     /// One permit per connection: `-parallelism=50` against a server with 100 connections must queue here
     /// instead of failing with "too many clients".
     connections: Arc<tokio::sync::Semaphore>,
@@ -362,6 +448,7 @@ impl ProviderContext {
         Self {
             settings,
             server,
+            public_can_connect: false,
             connections: Arc::new(tokio::sync::Semaphore::new(permits)),
         }
     }
@@ -451,7 +538,7 @@ mod tests {
     fn bad_values_name_the_attribute() {
         let errors = resolve(
             &empty_config(),
-            env(&[("PGPORT", "70000"), ("PGSSLMODE", "verify-full")]),
+            env(&[("PGPORT", "70000"), ("PGSSLMODE", "verify-everything")]),
         )
         .expect_err("invalid");
         let attrs: Vec<_> = errors

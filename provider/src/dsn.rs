@@ -11,29 +11,36 @@ pub struct ConnectionInfo<'a> {
     pub password: &'a str,
     pub dbname: &'a str,
     pub sslmode: &'a str,
+    /// Where the application finds the certificate authority, for `verify-ca`/`verify-full`.
+    pub sslrootcert: Option<&'a str>,
 }
 
-/// `host='…' port='…' user='…' password='…' dbname='…' sslmode='…'`: every value single-quoted, with
-/// backslashes and single quotes backslash-escaped, as libpq's conninfo parser expects.
+/// `host='…' port='…' user='…' password='…' dbname='…' sslmode='…'` (and `sslrootcert='…'` when
+/// set): every value single-quoted, with backslashes and single quotes backslash-escaped, as
+/// libpq's conninfo parser expects.
 pub fn key_value(info: &ConnectionInfo<'_>) -> String {
     let port = info.port.to_string();
-    [
+    let mut pairs = vec![
         ("host", info.host),
         ("port", port.as_str()),
         ("user", info.user),
         ("password", info.password),
         ("dbname", info.dbname),
         ("sslmode", info.sslmode),
-    ]
-    .iter()
-    .map(|(key, value)| {
-        format!(
-            "{key}='{}'",
-            value.replace('\\', "\\\\").replace('\'', "\\'")
-        )
-    })
-    .collect::<Vec<_>>()
-    .join(" ")
+    ];
+    if let Some(path) = info.sslrootcert {
+        pairs.push(("sslrootcert", path));
+    }
+    pairs
+        .iter()
+        .map(|(key, value)| {
+            format!(
+                "{key}='{}'",
+                value.replace('\\', "\\\\").replace('\'', "\\'")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded in user info and path.
@@ -51,14 +58,19 @@ pub fn url(info: &ConnectionInfo<'_>) -> String {
     } else {
         utf8_percent_encode(info.host, COMPONENT).to_string()
     };
-    format!(
+    let mut url = format!(
         "postgres://{}:{}@{host}:{}/{}?sslmode={}",
         utf8_percent_encode(info.user, COMPONENT),
         utf8_percent_encode(info.password, COMPONENT),
         info.port,
         utf8_percent_encode(info.dbname, COMPONENT),
         utf8_percent_encode(info.sslmode, COMPONENT),
-    )
+    );
+    if let Some(path) = info.sslrootcert {
+        url.push_str("&sslrootcert=");
+        url.push_str(&utf8_percent_encode(path, COMPONENT).to_string());
+    }
+    url
 }
 
 #[cfg(test)]
@@ -70,10 +82,11 @@ mod tests {
         ConnectionInfo {
             host: "db.internal",
             port: 6432,
-            user: "building_admin",
+            user: "building_ops",
             password,
             dbname: "building_shop",
             sslmode: "prefer",
+            sslrootcert: None,
         }
     }
 
@@ -81,7 +94,7 @@ mod tests {
     fn key_value_quotes_everything() {
         assert_eq!(
             key_value(&info("it's a \\ test")),
-            "host='db.internal' port='6432' user='building_admin' password='it\\'s a \\\\ test' \
+            "host='db.internal' port='6432' user='building_ops' password='it\\'s a \\\\ test' \
              dbname='building_shop' sslmode='prefer'"
         );
     }
@@ -101,7 +114,7 @@ mod tests {
                 let config = tokio_postgres::Config::from_str(&text)
                     .unwrap_or_else(|e| panic!("{text:?} does not parse: {e}"));
                 assert_eq!(config.get_password(), Some(password.as_bytes()), "{text:?}");
-                assert_eq!(config.get_user(), Some("building_admin"));
+                assert_eq!(config.get_user(), Some("building_ops"));
                 assert_eq!(config.get_dbname(), Some("building_shop"));
                 assert_eq!(config.get_ports(), &[6432]);
                 assert_eq!(
@@ -118,7 +131,7 @@ mod tests {
         info.host = "::1";
         assert_eq!(
             url(&info),
-            "postgres://building_admin:x@[::1]:6432/building_shop?sslmode=prefer"
+            "postgres://building_ops:x@[::1]:6432/building_shop?sslmode=prefer"
         );
     }
 }

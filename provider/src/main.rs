@@ -1,5 +1,6 @@
 //! terraform-provider-usualstore: a Terraform provider (plugin protocol 6) for database-per-tenant PostgreSQL.
 
+mod check;
 mod config;
 mod connect;
 mod diagnostics;
@@ -17,6 +18,10 @@ use plugin::handshake;
 use plugin::server::{self, ShutdownSignal};
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("check") {
+        return check::run(&args[1..]);
+    }
     // Checked before anything else so that a person running the binary by hand gets a plain answer on stderr
     // and nothing is written to stdout.
     let request = match handshake::read_request(|key| std::env::var(key).ok()) {

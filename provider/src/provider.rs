@@ -293,9 +293,11 @@ impl Provider for UsualstoreProvider {
                 sslmode = settings.sslmode.as_str(),
                 "configuring provider"
             );
-            let server = crate::connect::server_for(&settings);
-            crate::connect::check(&server, &settings).await?;
-            Ok::<_, Diagnostics>(ProviderContext::new(settings, server))
+            let server = crate::connect::server_for(&settings)?;
+            let public_can_connect = crate::connect::check(&server, &settings).await?;
+            let mut context = ProviderContext::new(settings, server);
+            context.public_can_connect = public_can_connect;
+            Ok::<_, Diagnostics>(context)
         }
         .await;
         let diagnostics = match result {
@@ -320,17 +322,18 @@ impl Provider for UsualstoreProvider {
             let ty = resource.schema().object_type();
             let state = decode(req.current_state.as_ref(), &ty, "current state")?;
             if state.is_null() {
-                return encode(&Value::Null, &ty);
+                return Ok((encode(&Value::Null, &ty)?, Diagnostics::default()));
             }
             let ctx = self.context().await?;
             let _slot = ctx.operation_slot().await;
             let refreshed = resource.read(&ctx, &state).await?;
-            encode(&refreshed, &ty)
+            Ok::<_, Diagnostics>((encode(&refreshed.state, &ty)?, refreshed.warnings))
         }
         .await;
         Ok(Response::new(match result {
-            Ok(new_state) => tfplugin6::read_resource::Response {
+            Ok((new_state, warnings)) => tfplugin6::read_resource::Response {
                 new_state: Some(new_state),
+                diagnostics: warnings.into_proto(),
                 private: req.private,
                 ..Default::default()
             },

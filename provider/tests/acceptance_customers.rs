@@ -47,7 +47,7 @@ const EXAMPLE_CUSTOMERS: [(&str, &[&str]); 2] = [
             "--plan",
             "professional",
             "--admin",
-            "building_admin:ops@building-shop.example",
+            "building_ops:ops@building-shop.example",
             "--developer",
             "building_dev:dev@building-shop.example",
             "--customer",
@@ -64,7 +64,7 @@ const EXAMPLE_CUSTOMERS: [(&str, &[&str]); 2] = [
             "--database",
             "hardware_store",
             "--admin",
-            "hardware_admin:admin@hardware-store.example",
+            "hardware_ops:admin@hardware-store.example",
             "--customer",
             "hardware_viewer:viewer@hardware-store.example",
             "--api-port",
@@ -327,14 +327,17 @@ fn two_customers(terraform: &Terraform) {
     // --- add-customer.sh through its prompts -------------------------------------------------
     let mut tty = Tty::spawn(
         &operator.example(),
-        "bash ./add-customer.sh\necho \"add-customer exited with $?\"\nexec sleep 600\n",
+        &format!(
+            "export USUALSTORE_PROVIDER={}\nbash ./add-customer.sh\necho \"add-customer exited with $?\"\nexec sleep 600\n",
+            env!("CARGO_BIN_EXE_terraform-provider-usualstore")
+        ),
     );
     tty.answer("Company name: ", CORNER_COMPANY);
     tty.answer(
         "Database name (also the customer key) [corner_bakery]: ",
         "Corner-Bakery",
     );
-    tty.expect("database name 'Corner-Bakery' is not valid");
+    tty.expect("database_name: name must start with a lowercase letter or underscore, got \"Corner-Bakery\"");
     tty.answer(
         "Database name (also the customer key) [corner_bakery]: ",
         "",
@@ -349,7 +352,7 @@ fn two_customers(terraform: &Terraform) {
         "api@corner.example",
     );
     tty.answer("Password for corner_bakery_api", "short");
-    tty.expect("the password is shorter than 8 characters");
+    tty.expect("password: must be at least 8 characters long");
     tty.answer("Password for corner_bakery_api", CORNER_TYPED_PASSWORD);
     tty.answer(
         "Repeat the password for corner_bakery_api: ",
@@ -580,7 +583,11 @@ fn add_customer(example: &Path, args: &[&str]) -> support::Output {
         .args(args)
         .current_dir(example)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "USUALSTORE_PROVIDER",
+            env!("CARGO_BIN_EXE_terraform-provider-usualstore"),
+        );
     run_with_timeout(command, Duration::from_secs(60))
 }
 
@@ -660,9 +667,9 @@ fn customer_scripts_and_committed_examples() {
                 "--database",
                 "Bad-Name",
                 "--admin",
-                "x_admin",
+                "x_ops",
             ][..],
-            "database name 'Bad-Name' is not valid",
+            "--database: database_name: name must start with a lowercase letter or underscore, got \"Bad-Name\"",
         ),
         (
             &[
@@ -673,7 +680,20 @@ fn customer_scripts_and_committed_examples() {
                 "--admin",
                 "Bad Admin",
             ][..],
-            "--admin 'Bad Admin': username 'Bad Admin' is not valid",
+            "--admin 'Bad Admin': username: name must start with a lowercase letter or underscore, got \"Bad Admin\"",
+        ),
+        // The provider's own rules, through its binary: a pg_ name PostgreSQL reserves, and a
+        // name that would squat a future tenant's owner role.
+        (
+            &[
+                "--company",
+                "X",
+                "--database",
+                "new_shop",
+                "--admin",
+                "pg_reader",
+            ][..],
+            "--admin 'pg_reader': username: names starting with \"pg_\" are reserved by PostgreSQL",
         ),
         (
             &[
@@ -682,9 +702,20 @@ fn customer_scripts_and_committed_examples() {
                 "--database",
                 "new_shop",
                 "--admin",
-                "building_admin",
+                "future_shop_owner",
             ][..],
-            "username 'building_admin' is taken by customer 'building_shop'",
+            "--admin 'future_shop_owner': username: \"future_shop_owner\" ends with \"_owner\"",
+        ),
+        (
+            &[
+                "--company",
+                "X",
+                "--database",
+                "new_shop",
+                "--admin",
+                "building_ops",
+            ][..],
+            "username 'building_ops' is taken by customer 'building_shop'",
         ),
         (
             &[
@@ -695,16 +726,16 @@ fn customer_scripts_and_committed_examples() {
                 "--plan",
                 "gold",
                 "--admin",
-                "a_admin",
+                "a_ops",
             ][..],
-            "plan 'gold' is not one of",
+            "--plan: plan: unknown plan \"gold\"; allowed values are: free, starter, professional, enterprise",
         ),
         (
             &["--company", "X", "--database", "new_shop"][..],
             "no admin given",
         ),
         (
-            &["--database", "new_shop", "--admin", "a_admin"][..],
+            &["--database", "new_shop", "--admin", "a_ops"][..],
             "no company name given",
         ),
         (
@@ -714,7 +745,7 @@ fn customer_scripts_and_committed_examples() {
                 "--database",
                 "building_shop",
                 "--admin",
-                "a_admin",
+                "a_ops",
             ][..],
             "customer 'building_shop' exists already",
         ),
@@ -725,7 +756,7 @@ fn customer_scripts_and_committed_examples() {
                 "--database",
                 "new_shop",
                 "--admin",
-                "a_admin",
+                "a_ops",
                 "--api-port",
                 "4002",
             ][..],

@@ -571,6 +571,7 @@ fn trace_logs_show_provider_and_hide_password(terraform: &Terraform) {
 // A newer provider embeds one more migration: plan shows `schema_version` moving, apply migrates in place.
 
 fn schema_migration_is_rolled_out(terraform: &Terraform) {
+    support::require_test_hooks();
     let database = pg::unique_name("mig");
     let tenant = unprotected("t", &database, "Migrating Inc.");
     let mut workdir = Workdir::new(terraform, &config(std::slice::from_ref(&tenant)));

@@ -9,7 +9,14 @@ use support::pg;
 use support::terraform::repo_root;
 use support::{Terraform, Workdir, hcl};
 
+/// Examples applied against the shared test cluster; `usualstore_server`'s changes the whole
+/// server, so it gets a private one (see `server_examples_apply_and_destroy`).
 const RESOURCES: [&str; 2] = ["usualstore_tenant", "usualstore_tenant_user"];
+const DOCUMENTED: [&str; 3] = [
+    "usualstore_server",
+    "usualstore_tenant",
+    "usualstore_tenant_user",
+];
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -18,7 +25,7 @@ fn read(path: &Path) -> String {
 #[test]
 fn docs_show_the_examples_verbatim() {
     let root = repo_root();
-    for resource in RESOURCES {
+    for resource in DOCUMENTED {
         let name = resource.trim_start_matches("usualstore_");
         let doc = read(&root.join(format!("docs/resources/{name}.md")));
         for (file, fence) in [("resource.tf", "terraform"), ("import.sh", "shell")] {
@@ -73,6 +80,42 @@ fn examples_apply_and_destroy(terraform: &Terraform) {
         );
         assert!(pg::existing_tenant_roles(&database).is_empty());
     }
+}
+
+/// The server examples (the per-resource one and `examples/server`) on a private cluster: applied,
+/// nothing left open, no changes planned, destroyed.
+fn server_examples_apply_and_destroy(terraform: &Terraform) {
+    let root = repo_root();
+    let cluster = usualstore_testpg::Cluster::start().expect("a private cluster");
+    for example in [
+        format!(
+            "{}\n{}",
+            hcl::provider_config(""),
+            read(&root.join("examples/resources/usualstore_server/resource.tf"))
+        ),
+        read(&root.join("examples/server/main.tf")),
+    ] {
+        let mut workdir = Workdir::without_cluster(terraform, &example);
+        for (key, value) in cluster.pg_env() {
+            workdir.set_env(&key, &value);
+        }
+        workdir.init();
+        workdir.apply(&[]);
+        workdir.assert_no_changes();
+        let openings = workdir.resource_values("usualstore_server.this")["openings"].clone();
+        assert_eq!(openings, serde_json::json!([]), "left open: {openings}");
+        workdir.destroy();
+    }
+}
+
+#[test]
+fn server_examples_apply_with_terraform_1_11() {
+    support::with_terraform(Terraform::v1_11, "1.11", server_examples_apply_and_destroy);
+}
+
+#[test]
+fn server_examples_apply_with_terraform_1_0() {
+    support::with_terraform(Terraform::v1_0, "1.0.3", server_examples_apply_and_destroy);
 }
 
 #[test]

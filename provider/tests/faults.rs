@@ -314,6 +314,7 @@ async fn relay(mut client: TcpStream, mut server: TcpStream) {
 }
 
 fn connection_dropped_during_migration(terraform: &Terraform) {
+    support::require_test_hooks();
     let shared = usualstore_testpg::shared();
     let server = Server { cluster: None };
     let relay = Relay::start(shared.port());

@@ -99,8 +99,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?;
     let user_id: i64 = tenant
         .query_one(
-            "INSERT INTO public.users (first_name, last_name, email, password_hash, role) \
-             VALUES ('Bench', 'Admin', 'bench@example.com', $1, 'admin') RETURNING id",
+            "WITH u AS (INSERT INTO public.users (first_name, last_name, email, role) \
+             VALUES ('Bench', 'Admin', 'bench@example.com', 'admin') RETURNING id), \
+             c AS (INSERT INTO public.user_credentials (user_id, password_hash) \
+             SELECT id, $1 FROM u) SELECT id FROM u",
             &[&hash_password("bench password 1")?],
         )
         .await?

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 use tracing_subscriber::filter::Targets;
 
 pub const DATABASE_DSN: &str = "DATABASE_DSN";
@@ -17,6 +17,7 @@ pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
 pub const REQUEST_TIMEOUT_SECS: &str = "REQUEST_TIMEOUT_SECS";
 pub const TOKEN_TTL_MINUTES: &str = "TOKEN_TTL_MINUTES";
+pub const DATABASE_ALLOW_CLEARTEXT_PASSWORD: &str = "DATABASE_ALLOW_CLEARTEXT_PASSWORD";
 
 pub const DEFAULT_PORT: u16 = 4001;
 const DEFAULT_POOL_SIZE: usize = 16;
@@ -45,11 +46,12 @@ pub enum LogFormat {
     Json,
 }
 
-/// How the pool reaches PostgreSQL; only what `DATABASE_DSN` said.
+/// How the pool reaches PostgreSQL: what `DATABASE_DSN` said, TLS included.
 #[derive(Clone)]
 pub struct DatabaseConfig {
     pub pg: tokio_postgres::Config,
-    pub tls: bool,
+    /// Made from the DSN's sslmode and sslrootcert (certificates already read).
+    pub connector: usualstore_pgtls::Connector,
 }
 
 impl DatabaseConfig {
@@ -74,7 +76,7 @@ impl std::fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseConfig")
             .field("target", &self.describe())
-            .field("tls", &self.tls)
+            .field("sslmode", &self.connector.mode())
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +107,7 @@ impl Config {
             name: DATABASE_DSN,
             hint: " (a libpq key/value DSN or a postgres:// URL)",
         })?;
-        let database = database_config(&dsn)?;
+        let database = database_config(&dsn, allow_cleartext(&get)?)?;
         let tenant_name =
             get(TENANT_NAME)
                 .map(|name| name.trim().to_owned())
@@ -190,16 +192,33 @@ impl Config {
     }
 }
 
-/// Only `DATABASE_DSN` is needed by `store-api user create`.
+/// Only the database settings are needed by `store-api user create`.
 pub fn database_from_env() -> Result<DatabaseConfig, ConfigError> {
-    let dsn = std::env::var(DATABASE_DSN)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .ok_or(ConfigError::Missing {
-            name: DATABASE_DSN,
-            hint: " (a libpq key/value DSN or a postgres:// URL)",
-        })?;
-    database_config(&dsn)
+    let get = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    let dsn = get(DATABASE_DSN).ok_or(ConfigError::Missing {
+        name: DATABASE_DSN,
+        hint: " (a libpq key/value DSN or a postgres:// URL)",
+    })?;
+    database_config(&dsn, allow_cleartext(&get)?)
+}
+
+/// `DATABASE_ALLOW_CLEARTEXT_PASSWORD`: off unless said.
+fn allow_cleartext(get: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    match get(DATABASE_ALLOW_CLEARTEXT_PASSWORD)
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(_) => Err(invalid(
+            DATABASE_ALLOW_CLEARTEXT_PASSWORD,
+            "expected true or false",
+        )),
+    }
 }
 
 fn invalid(name: &'static str, reason: &str) -> ConfigError {
@@ -210,21 +229,43 @@ fn invalid(name: &'static str, reason: &str) -> ConfigError {
 }
 
 /// Parses a DSN as the provider writes it (libpq key/value or URL) and checks what this service
-/// needs from it: a host, a database, a user and an sslmode it can honour.
-pub fn database_config(dsn: &str) -> Result<DatabaseConfig, ConfigError> {
-    let dsn = dsn.trim();
-    // tokio-postgres only knows disable/prefer/require; say which modes work rather than
-    // "invalid value for option `sslmode`".
-    if let Some(mode) = unsupported_sslmode(dsn) {
-        return Err(ConfigError::Invalid {
-            name: DATABASE_DSN,
-            reason: format!("sslmode {mode} is not supported (use disable, prefer or require)"),
-        });
-    }
-    let mut pg = tokio_postgres::Config::from_str(dsn).map_err(|error| ConfigError::Invalid {
+/// needs from it: a host, a database, a user and an sslmode (`disable` to `verify-full`, with
+/// `sslrootcert` for the verifying ones). A cleartext password request from a server that is not
+/// verified is refused unless `allow_cleartext_password`.
+pub fn database_config(
+    dsn: &str,
+    allow_cleartext_password: bool,
+) -> Result<DatabaseConfig, ConfigError> {
+    let split = crate::dsn::split_tls(dsn).map_err(|error| ConfigError::Invalid {
         name: DATABASE_DSN,
-        reason: scrub_parse_error(&error.to_string()),
+        reason: error.to_string(),
     })?;
+    let mode = match split.sslmode.as_deref() {
+        None => usualstore_pgtls::SslMode::Prefer,
+        Some(mode) => mode
+            .parse()
+            .map_err(
+                |error: usualstore_pgtls::SslModeParseError| ConfigError::Invalid {
+                    name: DATABASE_DSN,
+                    reason: error.to_string(),
+                },
+            )?,
+    };
+    let mut tls = usualstore_pgtls::TlsSettings::new(mode)
+        .allowing_cleartext_password(allow_cleartext_password);
+    if let Some(path) = &split.sslrootcert {
+        tls = tls.with_root_cert(path);
+    }
+    let connector =
+        usualstore_pgtls::Connector::new(&tls).map_err(|error| ConfigError::Invalid {
+            name: DATABASE_DSN,
+            reason: error.to_string(),
+        })?;
+    let mut pg =
+        tokio_postgres::Config::from_str(&split.rest).map_err(|error| ConfigError::Invalid {
+            name: DATABASE_DSN,
+            reason: scrub_parse_error(&error.to_string()),
+        })?;
     if pg.get_hosts().is_empty() {
         return Err(invalid(DATABASE_DSN, "names no host"));
     }
@@ -240,27 +281,7 @@ pub fn database_config(dsn: &str) -> Result<DatabaseConfig, ConfigError> {
     if pg.get_application_name().is_none() {
         pg.application_name(APPLICATION_NAME);
     }
-    let tls = match pg.get_ssl_mode() {
-        SslMode::Disable => false,
-        SslMode::Prefer | SslMode::Require => true,
-        _ => return Err(invalid(DATABASE_DSN, "has an unsupported sslmode")),
-    };
-    Ok(DatabaseConfig { pg, tls })
-}
-
-const UNSUPPORTED_SSLMODES: [&str; 3] = ["allow", "verify-ca", "verify-full"];
-
-fn unsupported_sslmode(dsn: &str) -> Option<&'static str> {
-    let lower = dsn.to_ascii_lowercase();
-    UNSUPPORTED_SSLMODES.into_iter().find(|mode| {
-        [
-            format!("sslmode={mode}"),
-            format!("sslmode='{mode}'"),
-            format!("sslmode = {mode}"),
-        ]
-        .iter()
-        .any(|needle| lower.contains(needle.as_str()))
-    })
+    Ok(DatabaseConfig { pg, connector })
 }
 
 /// The parser's messages name options, except "unexpected character … but got `c`", which could
@@ -286,18 +307,21 @@ mod tests {
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
-    const KV: &str = r"host='127.0.0.1' port='5432' user='building_admin' password='p a\'ss' dbname='building_shop' sslmode='prefer'";
+    const KV: &str = r"host='127.0.0.1' port='5432' user='building_ops' password='p a\'ss' dbname='building_shop' sslmode='prefer'";
 
     #[test]
     fn reads_provider_dsns_in_both_forms() {
         let kv = config(&[(DATABASE_DSN, KV), (TENANT_NAME, "Building")]).unwrap();
         assert_eq!(kv.port, DEFAULT_PORT);
-        assert!(kv.database.tls);
+        assert_eq!(
+            kv.database.connector.mode(),
+            usualstore_pgtls::SslMode::Prefer
+        );
         assert_eq!(kv.database.pg.get_password(), Some(&b"p a'ss"[..]));
         assert_eq!(kv.database.pg.get_dbname(), Some("building_shop"));
         assert_eq!(
             kv.database.describe(),
-            "127.0.0.1:5432/building_shop as building_admin"
+            "127.0.0.1:5432/building_shop as building_ops"
         );
         assert!(!format!("{kv:?}").contains("p a'ss"));
 
@@ -312,7 +336,10 @@ mod tests {
             (LOG_FORMAT, "json"),
         ])
         .unwrap();
-        assert!(!url.database.tls);
+        assert_eq!(
+            url.database.connector.mode(),
+            usualstore_pgtls::SslMode::Disable
+        );
         assert_eq!(url.database.pg.get_password(), Some(&b"pct enc"[..]));
         assert_eq!(url.port, 8080);
         assert_eq!(url.pool_size, 4);
@@ -326,7 +353,7 @@ mod tests {
 
         let cases = [
             "postgres://u:hunter2secret@host:notaport/db",
-            "host=h user=u password=hunter2secret dbname=d sslmode=verify-full",
+            "host=h user=u password=hunter2secret dbname=d sslmode=verify-everything",
             "host=h user=u password=hunter2secret dbname=d sslmode=bogus",
             "host=h user=u password='hunter2secret dbname=d",
             "host=h user=u password=hunter2 secret dbname=d",

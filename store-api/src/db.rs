@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
+use usualstore_pgtls::Connector;
 
 use crate::config::DatabaseConfig;
 
@@ -17,8 +21,10 @@ pub struct PoolBuildError(String);
 /// A pool that connects lazily: the service starts (and answers `/healthz`) while the database
 /// is still down, and reconnects by itself when it comes back.
 ///
-/// Every connection gets `statement_timeout` = the request timeout, so a statement whose
-/// request was abandoned cannot keep a pooled connection busy for long.
+/// Every connection starts with `statement_timeout` = the request timeout (so a statement whose
+/// request was abandoned cannot keep a pooled connection busy for long), times in UTC, and a
+/// `search_path` of only the catalog (every table is named with its schema): all as start-up
+/// options, so a new connection costs no extra round trip.
 pub fn build_pool(
     database: &DatabaseConfig,
     size: usize,
@@ -29,39 +35,55 @@ pub fn build_pool(
         // trip; a connection that dies while idle fails one statement, which maps to 503.
         recycling_method: RecyclingMethod::Fast,
     };
-    let manager = if database.tls {
-        Manager::from_config(
-            database.pg.clone(),
-            usualstore_pgtls::encrypting_connector(),
-            manager_config,
-        )
-    } else {
-        Manager::from_config(database.pg.clone(), tokio_postgres::NoTls, manager_config)
-    };
+    let mut pg = database.pg.clone();
+    pg.options(session_options(pg.get_options(), request_timeout));
+    let manager =
+        Manager::from_connect(pg, PoolConnect(database.connector.clone()), manager_config);
     let create_timeout = database
         .pg
         .get_connect_timeout()
         .copied()
         .unwrap_or(Duration::from_secs(5));
-    let statement_timeout_ms = request_timeout.as_millis().max(1);
     Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_WAIT.min(request_timeout)))
         .create_timeout(Some(create_timeout))
         .recycle_timeout(Some(Duration::from_secs(5)))
-        .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
-            Box::pin(async move {
-                client
-                    .batch_execute(&format!(
-                        "SET statement_timeout = {statement_timeout_ms}; SET TIME ZONE 'UTC'"
-                    ))
-                    .await
-                    .map_err(deadpool_postgres::HookError::Backend)
-            })
-        }))
         .build()
         .map_err(|error| PoolBuildError(error.to_string()))
+}
+
+/// Start-up options of every pooled connection: the DSN's own first, ours after (they win).
+fn session_options(existing: Option<&str>, request_timeout: Duration) -> String {
+    let ours = format!(
+        "-c search_path=pg_catalog,pg_temp -c statement_timeout={}ms -c TimeZone=UTC",
+        request_timeout.as_millis().max(1)
+    );
+    match existing
+        .map(str::trim)
+        .filter(|options| !options.is_empty())
+    {
+        Some(existing) => format!("{existing} {ours}"),
+        None => ours,
+    }
+}
+
+/// Opens pool connections the way the DSN's sslmode says, refusing cleartext passwords to a server
+/// that is not verified.
+struct PoolConnect(Connector);
+
+type Connected =
+    Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>;
+
+impl deadpool_postgres::Connect for PoolConnect {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> Pin<Box<dyn Future<Output = Connected> + Send + '_>> {
+        let pg_config = pg_config.clone();
+        Box::pin(async move { self.0.connect(&pg_config).await })
+    }
 }
 
 /// What a database failure means for the client.
@@ -139,6 +161,14 @@ pub fn constraint(error: &tokio_postgres::Error) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_start_configured() {
+        assert_eq!(
+            session_options(None, Duration::from_secs(15)),
+            "-c search_path=pg_catalog,pg_temp -c statement_timeout=15000ms -c TimeZone=UTC"
+        );
+    }
 
     #[test]
     fn sqlstates_map_to_failures() {

@@ -115,8 +115,8 @@ impl ApiError {
             Failure::PermissionDenied => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "database_permission_denied",
-                "the database user this service connects as is not allowed to do this \
-                 (a read-only DSN cannot write)",
+                "the database user this service connects as is not allowed to do this (a \
+                 read-only DSN cannot write, and only an admin DSN may read sign-ins and tokens)",
             ),
             Failure::Duplicate => ApiError::conflict(
                 "duplicate",

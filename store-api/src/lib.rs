@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod dsn;
 pub mod error;
 pub mod extract;
 pub mod logging;

@@ -88,7 +88,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         tenant = %config.tenant_name,
         database = %config.database.describe(),
-        tls = config.database.tls,
+        sslmode = %config.database.connector.mode(),
         address = %listener.local_addr()?,
         pool_size = config.pool_size,
         "store-api listening"
@@ -127,7 +127,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
 async fn fit_pool_to_connection_limit(state: &AppState, client: &tokio_postgres::Client) {
     let limit = match client
         .query_one(
-            "SELECT datconnlimit FROM pg_database WHERE datname = current_database()",
+            "SELECT d.datconnlimit FROM pg_catalog.pg_database d \
+             WHERE d.datname = current_database()",
             &[],
         )
         .await

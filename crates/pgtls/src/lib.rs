@@ -1,71 +1,152 @@
-//! TLS for PostgreSQL connections as libpq's `sslmode=prefer` and `require` do it: encrypted, with
-//! the server's certificate not checked against any authority. The provider and store-api both
-//! connect this way; `verify-ca`/`verify-full` are not offered.
+//! PostgreSQL connections the way libpq makes them, for the provider and store-api alike.
+//!
+//! - `sslmode` `disable`, `prefer` and `require` encrypt (or not) without checking who the server
+//!   is; `verify-ca` checks its certificate against `sslrootcert`, `verify-full` also checks that
+//!   the certificate names the host.
+//! - Against a server that is not verified (every mode below `verify-ca`), a request for the
+//!   password in clear text is refused before the password is sent: a man in the middle asks for
+//!   exactly that to learn it. SCRAM never reveals the password, so it is unaffected.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use usualstore_pgtls::{Connector, SslMode, TlsSettings};
+//!
+//! let settings = TlsSettings::new(SslMode::VerifyFull).with_root_cert("/etc/ssl/pg-ca.pem");
+//! let connector = Connector::new(&settings)?;
+//! let config: tokio_postgres::Config = "host=db.internal user=app dbname=shop".parse()?;
+//! let (client, connection) = connector.connect(&config).await?;
+//! # drop((client, connection));
+//! # Ok(())
+//! # }
+//! ```
 
-use std::sync::Arc;
+mod connect;
+mod guard;
+mod verify;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-/// A connector that encrypts without verifying who the server is. Handshake signatures are still
-/// checked, so the session keys belong to the certificate presented.
-pub fn encrypting_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(UnverifiedServer {
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let builder = match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(builder) => builder,
-        // aws-lc-rs supports the default protocol versions; this arm is unreachable in practice.
-        Err(_) => rustls::ClientConfig::builder(),
-    };
-    let config = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+pub use connect::{Connection, Connector};
+
+/// libpq's `sslmode`, less `allow` (which is `prefer` here: never worse than `prefer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
 }
 
-#[derive(Debug)]
-struct UnverifiedServer {
-    algorithms: WebPkiSupportedAlgorithms,
+impl SslMode {
+    pub const ALL: [SslMode; 5] = [
+        SslMode::Disable,
+        SslMode::Prefer,
+        SslMode::Require,
+        SslMode::VerifyCa,
+        SslMode::VerifyFull,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether the server's certificate is checked, so the server is known to be the right one.
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
+    }
+
+    /// What tokio-postgres is told: it negotiates TLS; the connector decides what to trust.
+    fn negotiation(self) -> tokio_postgres::config::SslMode {
+        match self {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
+        }
+    }
 }
 
-impl ServerCertVerifier for UnverifiedServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown sslmode {0:?}; allowed values are disable, allow, prefer, require, verify-ca and verify-full"
+)]
+pub struct SslModeParseError(pub String);
+
+impl FromStr for SslMode {
+    type Err = SslModeParseError;
+
+    fn from_str(value: &str) -> Result<SslMode, SslModeParseError> {
+        match value {
+            "allow" => Ok(SslMode::Prefer),
+            other => SslMode::ALL
+                .into_iter()
+                .find(|mode| mode.as_str() == other)
+                .ok_or_else(|| SslModeParseError(other.to_owned())),
+        }
+    }
+}
+
+/// How to secure connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub mode: SslMode,
+    /// PEM file of the certificate authorities trusted for `verify-ca` and `verify-full`
+    /// (libpq's `sslrootcert`).
+    pub root_cert: Option<PathBuf>,
+    /// Send the password in clear text when an unverified server asks for it. Off by default.
+    pub allow_cleartext_password: bool,
+}
+
+impl TlsSettings {
+    pub fn new(mode: SslMode) -> TlsSettings {
+        TlsSettings {
+            mode,
+            root_cert: None,
+            allow_cleartext_password: false,
+        }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    pub fn with_root_cert(mut self, path: impl AsRef<Path>) -> TlsSettings {
+        self.root_cert = Some(path.as_ref().to_owned());
+        self
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    pub fn allowing_cleartext_password(mut self, allow: bool) -> TlsSettings {
+        self.allow_cleartext_password = allow;
+        self
     }
 
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+    /// Whether a cleartext password request is answered: always from a verified server (it is
+    /// the one the password is for), otherwise only when allowed.
+    pub fn cleartext_password_allowed(&self) -> bool {
+        self.mode.verifies() || self.allow_cleartext_password
     }
+}
+
+/// Why a [`Connector`] could not be built. Names the setting and the file, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(
+        "sslmode {mode} checks the server's certificate and needs sslrootcert (or PGSSLROOTCERT): \
+         the PEM file of the certificate authority that signed it"
+    )]
+    MissingRootCert { mode: SslMode },
+    #[error("sslrootcert {path}: {reason}")]
+    RootCert { path: PathBuf, reason: String },
 }

@@ -70,3 +70,16 @@ pub enum SchemaError {
     #[error("schema migrations bookkeeping failed: {0}")]
     Database(#[from] tokio_postgres::Error),
 }
+
+impl SchemaError {
+    /// The SQLSTATE of the server's error behind this one, if there is one (a lock timeout is
+    /// `55P03`, for instance).
+    pub fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            SchemaError::MigrationFailed { source, .. } | SchemaError::Database(source) => {
+                source.code()
+            }
+            _ => None,
+        }
+    }
+}

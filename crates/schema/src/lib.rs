@@ -24,12 +24,19 @@
 //! Applied versions are recorded in [`MIGRATIONS_TABLE`] with a [`checksum`] of their SQL, so an
 //! edited released migration is reported instead of silently ignored.
 
+mod access;
 mod checksum;
 mod error;
 mod migrations;
 mod runner;
 
+pub use access::{
+    LOGIN_USERS_SINCE_VERSION, LOGIN_USERS_TABLE, SECRET_TABLES, TableAccess, table_access,
+};
 pub use checksum::checksum;
 pub use error::SchemaError;
 pub use migrations::{EXTRA_MIGRATIONS_ENV, Migration, latest_version, migrations};
-pub use runner::{MIGRATION_LOCK_KEY, MIGRATIONS_TABLE, applied_version, apply_pending};
+pub use runner::{
+    BeforeCommit, MIGRATION_LOCK_KEY, MIGRATIONS_TABLE, applied_version, apply_pending,
+    apply_pending_with,
+};

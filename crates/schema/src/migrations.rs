@@ -1,5 +1,6 @@
 //! The embedded migrations, in order.
 
+#[cfg(feature = "extra-migrations")]
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -26,24 +27,41 @@ impl Migration {
 }
 
 /// Every embedded migration, oldest first. Add new ones at the end, each with a new file.
-static EMBEDDED: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial_store",
-    sql: include_str!("../migrations/0001_initial_store.sql"),
-}];
+static EMBEDDED: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial_store",
+        sql: include_str!("../migrations/0001_initial_store.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "user_credentials",
+        sql: include_str!("../migrations/0002_user_credentials.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "login_user_emails",
+        sql: include_str!("../migrations/0003_login_user_emails.sql"),
+    },
+];
 
 /// Names a directory of extra `NNNN_name.sql` migrations appended after the embedded ones.
 ///
-/// Only this project's tests set it: it lets one provider binary stand in for "a newer provider that
-/// embeds one more migration" without a second build. Never set it in production.
+/// Honoured only by builds with the `extra-migrations` feature, which this project's tests and
+/// `make bench` turn on: it lets one provider binary stand in for "a newer provider that embeds
+/// one more migration" without a second build. A normal build ignores the variable, so nobody who
+/// can set a provider's environment can make it run SQL as every tenant's owner.
 pub const EXTRA_MIGRATIONS_ENV: &str = "USUALSTORE_TEST_EXTRA_MIGRATIONS";
 
 static ACTIVE: OnceLock<Vec<Migration>> = OnceLock::new();
 
-/// The store schema migrations, oldest first: the embedded ones, plus any from [`EXTRA_MIGRATIONS_ENV`].
+/// The store schema migrations, oldest first: the embedded ones (plus, in test builds, any from
+/// [`EXTRA_MIGRATIONS_ENV`]).
 pub fn migrations() -> &'static [Migration] {
     ACTIVE.get_or_init(|| {
+        #[allow(unused_mut)] // only test builds append
         let mut all = EMBEDDED.to_vec();
+        #[cfg(feature = "extra-migrations")]
         if let Some(dir) = std::env::var_os(EXTRA_MIGRATIONS_ENV) {
             match load_extra(Path::new(&dir), all.last().map_or(0, |m| m.version)) {
                 Ok(extra) => all.extend(extra),
@@ -64,6 +82,7 @@ pub fn latest_version() -> i32 {
 }
 
 /// Reads `NNNN_name.sql` files; versions must continue the embedded sequence without gaps.
+#[cfg(feature = "extra-migrations")]
 fn load_extra(dir: &Path, after: i32) -> Result<Vec<Migration>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut files: Vec<_> = entries
@@ -96,4 +115,34 @@ fn load_extra(dir: &Path, after: i32) -> Result<Vec<Migration>, String> {
         });
     }
     Ok(extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_follow_file_names() {
+        for (expected, migration) in (1..).zip(EMBEDDED) {
+            assert_eq!(migration.version, expected, "{}", migration.name);
+        }
+    }
+
+    /// A normal build has no way to add SQL through the environment.
+    #[cfg(not(feature = "extra-migrations"))]
+    #[test]
+    fn the_environment_cannot_add_migrations() {
+        let dir = std::env::temp_dir().join(format!("usualstore-extra-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let next = EMBEDDED.len() + 1;
+        std::fs::write(
+            dir.join(format!("{next:04}_injected.sql")),
+            "alter role current_user superuser;",
+        )
+        .expect("write migration");
+        // SAFETY: this test binary's only test that reads the environment.
+        unsafe { std::env::set_var(EXTRA_MIGRATIONS_ENV, &dir) };
+        assert_eq!(migrations(), EMBEDDED);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

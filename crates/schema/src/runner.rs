@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use std::future::Future;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, GenericClient, IsolationLevel};
+
+use tokio_postgres::{Client, GenericClient, IsolationLevel, Transaction};
 
 use crate::{Migration, SchemaError};
 
@@ -33,11 +35,38 @@ pub async fn applied_version(client: &Client) -> Result<i32, SchemaError> {
     }
     let row = client
         .query_typed_one(
-            "select coalesce(max(version), 0) from public.usualstore_schema_migrations",
+            "select coalesce(pg_catalog.max(version), 0) from public.usualstore_schema_migrations",
             &[],
         )
         .await?;
     Ok(row.try_get(0)?)
+}
+
+/// Work a caller does inside each migration's transaction, after the migration's SQL and before
+/// its commit: what it does is committed atomically with the migration.
+///
+/// The provider fixes privileges here. A table a migration creates gets the groups' default
+/// privileges at once; fixing them before the commit means no session ever sees, say, a secrets
+/// table readable by every group, not even for a moment.
+pub trait BeforeCommit: Send {
+    /// What the hook can fail with; schema errors convert into it.
+    type Error: From<SchemaError> + Send;
+
+    fn before_commit(
+        &mut self,
+        transaction: &Transaction<'_>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// No work before commit.
+struct Nothing;
+
+impl BeforeCommit for Nothing {
+    type Error = SchemaError;
+
+    async fn before_commit(&mut self, _transaction: &Transaction<'_>) -> Result<(), SchemaError> {
+        Ok(())
+    }
 }
 
 /// Applies every migration of `migrations` (ordered by version, e.g. [`migrations()`]) that the
@@ -61,6 +90,16 @@ pub async fn apply_pending(
     client: &mut Client,
     migrations: &[Migration],
 ) -> Result<Vec<i32>, SchemaError> {
+    apply_pending_with(client, migrations, &mut Nothing).await
+}
+
+/// [`apply_pending`], running `hook` inside each migration's transaction before it commits. A
+/// failing hook rolls that migration back like a failing migration.
+pub async fn apply_pending_with<H: BeforeCommit>(
+    client: &mut Client,
+    migrations: &[Migration],
+    hook: &mut H,
+) -> Result<Vec<i32>, H::Error> {
     check_order(migrations)?;
     let mut applied_now = Vec::new();
     loop {
@@ -70,20 +109,25 @@ pub async fn apply_pending(
             .build_transaction()
             .isolation_level(IsolationLevel::ReadCommitted)
             .start()
-            .await?;
+            .await
+            .map_err(SchemaError::from)?;
         transaction
             .execute_typed(
-                "select pg_advisory_xact_lock($1)",
+                "select pg_catalog.pg_advisory_xact_lock($1)",
                 &[(&MIGRATION_LOCK_KEY, Type::INT8)],
             )
-            .await?;
+            .await
+            .map_err(SchemaError::from)?;
         if !migrations_table_exists(&transaction).await? {
-            transaction.batch_execute(CREATE_MIGRATIONS_TABLE).await?;
+            transaction
+                .batch_execute(CREATE_MIGRATIONS_TABLE)
+                .await
+                .map_err(SchemaError::from)?;
         }
         let history = read_history(&transaction).await?;
 
         let Some(migration) = next_pending(&history, migrations)? else {
-            transaction.commit().await?;
+            transaction.commit().await.map_err(SchemaError::from)?;
             tracing::debug!(applied = ?applied_now, "schema is up to date");
             return Ok(applied_now);
         };
@@ -98,7 +142,8 @@ pub async fn apply_pending(
                 version: migration.version,
                 name: migration.name,
                 source,
-            });
+            }
+            .into());
         }
         transaction
             .execute_typed(
@@ -110,8 +155,15 @@ pub async fn apply_pending(
                     (&migration.checksum(), Type::TEXT),
                 ],
             )
-            .await?;
-        transaction.commit().await?;
+            .await
+            .map_err(SchemaError::from)?;
+        if let Err(error) = hook.before_commit(&transaction).await {
+            if let Err(rollback_error) = transaction.rollback().await {
+                tracing::warn!(error = %rollback_error, "rollback after a failed hook failed");
+            }
+            return Err(error);
+        }
+        transaction.commit().await.map_err(SchemaError::from)?;
         tracing::info!(
             version = migration.version,
             name = migration.name,
@@ -124,7 +176,7 @@ pub async fn apply_pending(
 async fn migrations_table_exists(client: &impl GenericClient) -> Result<bool, SchemaError> {
     let row = client
         .query_typed_one(
-            "select to_regclass('public.usualstore_schema_migrations') is not null",
+            "select pg_catalog.to_regclass('public.usualstore_schema_migrations') is not null",
             &[],
         )
         .await?;

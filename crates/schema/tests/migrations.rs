@@ -8,7 +8,7 @@ use usualstore_schema::{
 };
 use usualstore_testpg::{shared, unique_name};
 
-const STORE_TABLES: [&str; 9] = [
+const STORE_TABLES: [&str; 11] = [
     "customers",
     "widgets",
     "statuses",
@@ -16,8 +16,10 @@ const STORE_TABLES: [&str; 9] = [
     "transactions",
     "orders",
     "users",
+    "user_credentials",
     "tokens",
     "sessions",
+    "usualstore_login_users",
 ];
 
 async fn fresh_database() -> (String, Client) {
@@ -426,9 +428,13 @@ async fn constraints_reject_bad_rows() {
             SqlState::UNIQUE_VIOLATION,
         ),
         (
-            "insert into users (first_name, last_name, email, password_hash, role)
-             values ('R', 'U', 'root@example.com', 'x', 'root')",
+            "insert into users (first_name, last_name, email, role)
+             values ('R', 'U', 'root@example.com', 'root')",
             SqlState::CHECK_VIOLATION,
+        ),
+        (
+            "insert into user_credentials (user_id, password_hash) values (424242, 'x')",
+            SqlState::FOREIGN_KEY_VIOLATION,
         ),
         (
             "insert into widgets (id, name, price_cents) values (42, 'w', 1)",
@@ -439,11 +445,13 @@ async fn constraints_reject_bad_rows() {
         assert_eq!(error.code(), Some(&expected), "{statement}: {error:?}");
     }
 
-    // Users' emails are unique regardless of case; deleting a user deletes their tokens.
+    // Users' emails are unique regardless of case; deleting a user deletes their credentials and
+    // tokens.
     client
         .batch_execute(
-            "insert into users (first_name, last_name, email, password_hash, role)
-             values ('A', 'D', 'admin@example.com', 'hash', 'admin');
+            "insert into users (first_name, last_name, email, role)
+             values ('A', 'D', 'admin@example.com', 'admin');
+             insert into user_credentials (user_id, password_hash) select id, 'hash' from users;
              insert into tokens (user_id, name, email, token_hash, expiry)
              select id, 'A', email, '\\x0102', now() + interval '1 day' from users;",
         )
@@ -451,17 +459,64 @@ async fn constraints_reject_bad_rows() {
         .unwrap();
     let duplicate = client
         .batch_execute(
-            "insert into users (first_name, last_name, email, password_hash, role)
-             values ('B', 'D', 'Admin@Example.com', 'hash', 'developer')",
+            "insert into users (first_name, last_name, email, role)
+             values ('B', 'D', 'Admin@Example.com', 'developer')",
         )
         .await
         .unwrap_err();
     assert_eq!(duplicate.code(), Some(&SqlState::UNIQUE_VIOLATION));
     client.batch_execute("delete from users").await.unwrap();
-    let tokens: i64 = client
-        .query_one("select count(*) from tokens", &[])
+    let left: i64 = client
+        .query_one(
+            "select (select count(*) from tokens) + (select count(*) from user_credentials)",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tokens, 0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn password_hashes_move_out_of_users_with_their_rows() {
+    let (_db, mut client) = fresh_database().await;
+    let first = &migrations()[..1];
+    apply_pending(&mut client, first).await.unwrap();
+    client
+        .batch_execute(
+            "insert into users (first_name, last_name, email, password_hash, role)
+             values ('A', 'D', 'a@example.com', '$argon2id$a', 'admin'),
+                    ('B', 'D', 'b@example.com', '$argon2id$b', 'customer')",
+        )
+        .await
+        .unwrap();
+    apply_pending(&mut client, migrations()).await.unwrap();
+    let moved: Vec<(String, String)> = client
+        .query(
+            "select u.email, c.password_hash from users u
+             join user_credentials c on c.user_id = u.id order by u.email",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            ("a@example.com".to_owned(), "$argon2id$a".to_owned()),
+            ("b@example.com".to_owned(), "$argon2id$b".to_owned())
+        ]
+    );
+    let left: i64 = client
+        .query_one(
+            "select count(*) from information_schema.columns
+             where table_schema = 'public' and table_name = 'users' and column_name = 'password_hash'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "users keeps no password hash");
 }

@@ -22,6 +22,9 @@ pub(crate) struct DatabaseRow {
     pub owner: String,
     pub connection_limit: i32,
     pub comment: Option<String>,
+    /// Whether the role reading it (the operator) is a superuser: read in the same round trip,
+    /// since what the operator may repair depends on it.
+    pub operator_is_superuser: bool,
 }
 
 pub(crate) async fn fetch_database(
@@ -30,9 +33,10 @@ pub(crate) async fn fetch_database(
 ) -> Result<Option<DatabaseRow>, TenantError> {
     let row = client
         .query_typed_opt(
-            "SELECT pg_get_userbyid(d.datdba)::text, d.datconnlimit, \
-                    shobj_description(d.oid, 'pg_database') \
-             FROM pg_database d WHERE d.datname = $1",
+            "SELECT pg_catalog.pg_get_userbyid(d.datdba)::text, d.datconnlimit, \
+                    pg_catalog.shobj_description(d.oid, 'pg_database'), \
+                    (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) \
+             FROM pg_catalog.pg_database d WHERE d.datname = $1",
             &[(&database, Type::TEXT)],
         )
         .await
@@ -41,6 +45,7 @@ pub(crate) async fn fetch_database(
         owner: row.get(0),
         connection_limit: row.get(1),
         comment: row.get(2),
+        operator_is_superuser: row.get::<_, Option<bool>>(3).unwrap_or(false),
     }))
 }
 
@@ -99,13 +104,13 @@ pub(crate) async fn fetch_roles(
 ) -> Result<Vec<RoleRow>, TenantError> {
     let rows = client
         .query_typed(
-            "SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid'), r.rolsuper, \
-                    r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, \
+            "SELECT r.rolname::text, pg_catalog.shobj_description(r.oid, 'pg_authid'), \
+                    r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, \
                     r.rolreplication, r.rolbypassrls, r.rolconnlimit, \
-                    ARRAY(SELECT g.rolname::text FROM pg_auth_members m \
-                          JOIN pg_roles g ON g.oid = m.roleid \
+                    ARRAY(SELECT g.rolname::text FROM pg_catalog.pg_auth_members m \
+                          JOIN pg_catalog.pg_roles g ON g.oid = m.roleid \
                           WHERE m.member = r.oid ORDER BY 1) \
-             FROM pg_roles r WHERE r.rolname::text = ANY($1::text[])",
+             FROM pg_catalog.pg_roles r WHERE r.rolname::text = ANY($1::text[])",
             &[(&names, Type::TEXT_ARRAY)],
         )
         .await
@@ -184,13 +189,16 @@ impl RelationKind {
 pub(crate) struct Relation {
     pub name: String,
     pub kind: RelationKind,
-    /// Identity and serial sequences follow their table's owner and cannot be re-owned alone.
-    pub owned_by_table: bool,
+    /// The table an identity or serial sequence belongs to: such a sequence follows its table's
+    /// owner (it cannot be re-owned alone) and its table's class of access.
+    pub owned_by: Option<String>,
     pub owned: OwnedAcl,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Routine {
+    /// `public` for the tenant's own functions, `pg_catalog` for built-ins the model restricts.
+    pub schema: String,
     pub name: String,
     /// `pg_get_function_identity_arguments`, as PostgreSQL renders (and quotes) it.
     pub identity_arguments: String,
@@ -213,12 +221,19 @@ pub(crate) struct TenantObjects {
     pub schema_public: Option<OwnedAcl>,
     pub relations: Vec<Relation>,
     pub routines: Vec<Routine>,
+    /// The built-in functions that create large objects (see [`LARGE_OBJECT_CREATORS`]).
+    pub large_object_creators: Vec<Routine>,
     pub default_acls: Vec<DefaultAclRow>,
 }
 
+/// Built-in functions that create large objects. PUBLIC may execute them by default, which would
+/// let even a read-only login write data into a database; the model takes that away.
+pub(crate) const LARGE_OBJECT_CREATORS: [&str; 4] =
+    ["lo_create", "lo_creat", "lo_from_bytea", "lo_import"];
+
 /// Objects that belong to an extension are the extension's business (and often owned by the
 /// bootstrap superuser); leave them out.
-const NOT_EXTENSION_MEMBER: &str = "NOT EXISTS (SELECT 1 FROM pg_depend e \
+const NOT_EXTENSION_MEMBER: &str = "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e \
      WHERE e.classid = $CLASS::regclass AND e.objid = $OID AND e.deptype = 'e')";
 
 fn not_extension_member(class: &str, oid: &str) -> String {
@@ -229,56 +244,53 @@ fn not_extension_member(class: &str, oid: &str) -> String {
 
 /// SQL fragment turning an exploded ACL entry's grantee into a name (NULL for PUBLIC).
 const GRANTEE_NAME: &str =
-    "CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END";
+    "CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END";
 
-/// Reads the tenant database's ACLs and ownership, connected to that database.
+/// Reads the tenant database's ACLs and ownership, connected to that database. The queries are
+/// independent, so they go out together: one round trip's wait for all of them.
 pub(crate) async fn inspect_tenant_objects(
     client: &Client,
     owner_role: &str,
 ) -> Result<TenantObjects, TenantError> {
-    let database_acl = owned_acl_rows(
-        client,
-        &format!(
-            "SELECT pg_get_userbyid(d.datdba)::text, {GRANTEE_NAME}, a.privilege_type, a.is_grantable \
-             FROM pg_database d \
-             LEFT JOIN LATERAL aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a ON true \
-             WHERE d.datname = current_database()"
+    let database_sql = format!(
+        "SELECT pg_catalog.pg_get_userbyid(d.datdba)::text, {GRANTEE_NAME}, a.privilege_type, \
+                a.is_grantable \
+         FROM pg_catalog.pg_database d \
+         LEFT JOIN LATERAL pg_catalog.aclexplode(COALESCE(d.datacl, \
+             pg_catalog.acldefault('d', d.datdba))) a ON true \
+         WHERE d.datname = current_database()"
+    );
+    let schema_sql = format!(
+        "SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text, {GRANTEE_NAME}, a.privilege_type, \
+                a.is_grantable \
+         FROM pg_catalog.pg_namespace n \
+         LEFT JOIN LATERAL pg_catalog.aclexplode(COALESCE(n.nspacl, \
+             pg_catalog.acldefault('n', n.nspowner))) a ON true \
+         WHERE n.nspname = 'public'"
+    );
+    let (database_acl, schema_public, relations, routines, large_object_creators, default_acls) = tokio::try_join!(
+        grouped_acl_rows(
+            client,
+            &database_sql,
+            0,
+            "reading the database's privileges"
         ),
-        "reading the database's privileges",
-    )
-    .await?
-    .into_iter()
-    .next()
-    .map(|(_, owned)| owned)
-    .unwrap_or(OwnedAcl {
-        owner: String::new(),
-        acl: Vec::new(),
-    });
-
-    let schema_public = owned_acl_rows(
-        client,
-        &format!(
-            "SELECT pg_get_userbyid(n.nspowner)::text, {GRANTEE_NAME}, a.privilege_type, a.is_grantable \
-             FROM pg_namespace n \
-             LEFT JOIN LATERAL aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a ON true \
-             WHERE n.nspname = 'public'"
-        ),
-        "reading schema public's privileges",
-    )
-    .await?
-    .into_iter()
-    .next()
-    .map(|(_, owned)| owned);
-
-    let relations = inspect_relations(client).await?;
-    let routines = inspect_routines(client).await?;
-    let default_acls = inspect_default_acls(client, owner_role).await?;
-
+        grouped_acl_rows(client, &schema_sql, 0, "reading schema public's privileges"),
+        inspect_relations(client),
+        inspect_routines(client, RoutineScope::Public),
+        inspect_routines(client, RoutineScope::LargeObjectCreators),
+        inspect_default_acls(client, owner_role),
+    )?;
+    let first = |rows: Vec<(Vec<String>, OwnedAcl)>| rows.into_iter().next().map(|(_, acl)| acl);
     Ok(TenantObjects {
-        database_acl,
-        schema_public,
+        database_acl: first(database_acl).unwrap_or(OwnedAcl {
+            owner: String::new(),
+            acl: Vec::new(),
+        }),
+        schema_public: first(schema_public),
         relations,
         routines,
+        large_object_creators,
         default_acls,
     })
 }
@@ -324,55 +336,81 @@ async fn grouped_acl_rows(
     Ok(grouped)
 }
 
-async fn owned_acl_rows(
-    client: &Client,
-    sql: &str,
-    context: &str,
-) -> Result<Vec<(Vec<String>, OwnedAcl)>, TenantError> {
-    grouped_acl_rows(client, sql, 0, context).await
-}
-
 async fn inspect_relations(client: &Client) -> Result<Vec<Relation>, TenantError> {
+    // The owning table of an identity or serial sequence ('' for none): keys are text.
     let sql = format!(
         "SELECT c.relname::text, c.relkind::text, \
-                (EXISTS (SELECT 1 FROM pg_depend d \
-                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid \
-                           AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))::text, \
-                pg_get_userbyid(c.relowner)::text, {GRANTEE_NAME}, a.privilege_type, a.is_grantable \
-         FROM pg_class c \
-         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
-         LEFT JOIN LATERAL aclexplode(COALESCE(c.relacl, acldefault( \
+                COALESCE((SELECT t.relname::text FROM pg_catalog.pg_depend d \
+                          JOIN pg_catalog.pg_class t ON t.oid = d.refobjid \
+                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid \
+                            AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+                            AND d.deptype IN ('a', 'i') LIMIT 1), ''), \
+                pg_catalog.pg_get_userbyid(c.relowner)::text, {GRANTEE_NAME}, a.privilege_type, \
+                a.is_grantable \
+         FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
+         LEFT JOIN LATERAL pg_catalog.aclexplode(COALESCE(c.relacl, pg_catalog.acldefault( \
              CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", c.relowner))) a ON true \
          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND {} \
          ORDER BY c.relname, c.relkind",
-        not_extension_member("'pg_class'", "c.oid")
+        not_extension_member("'pg_catalog.pg_class'", "c.oid")
     );
     let grouped =
         grouped_acl_rows(client, &sql, 3, "reading table and sequence privileges").await?;
     Ok(grouped
         .into_iter()
         .filter_map(|(key, owned)| {
-            let [name, relkind, owned_by_table] = <[String; 3]>::try_from(key).ok()?;
+            let [name, relkind, owned_by] = <[String; 3]>::try_from(key).ok()?;
             Some(Relation {
                 name,
                 kind: RelationKind::from_relkind(&relkind)?,
-                owned_by_table: owned_by_table == "true",
+                owned_by: (!owned_by.is_empty()).then_some(owned_by),
                 owned,
             })
         })
         .collect())
 }
 
-async fn inspect_routines(client: &Client) -> Result<Vec<Routine>, TenantError> {
+/// Which functions [`inspect_routines`] reads.
+#[derive(Clone, Copy)]
+enum RoutineScope {
+    /// Every function of schema public outside extensions.
+    Public,
+    /// The built-ins of [`LARGE_OBJECT_CREATORS`] in pg_catalog.
+    LargeObjectCreators,
+}
+
+async fn inspect_routines(
+    client: &Client,
+    scope: RoutineScope,
+) -> Result<Vec<Routine>, TenantError> {
+    let (schema, filter) = match scope {
+        RoutineScope::Public => (
+            "public",
+            not_extension_member("'pg_catalog.pg_proc'", "p.oid"),
+        ),
+        RoutineScope::LargeObjectCreators => (
+            "pg_catalog",
+            format!(
+                "p.proname IN ({})",
+                LARGE_OBJECT_CREATORS
+                    .iter()
+                    .map(|name| format!("'{name}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    };
     let sql = format!(
-        "SELECT p.proname::text, pg_get_function_identity_arguments(p.oid), \
-                pg_get_userbyid(p.proowner)::text, {GRANTEE_NAME}, a.privilege_type, a.is_grantable \
-         FROM pg_proc p \
-         JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'public' \
-         LEFT JOIN LATERAL aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) a ON true \
-         WHERE {} \
-         ORDER BY p.proname, 2",
-        not_extension_member("'pg_proc'", "p.oid")
+        "SELECT p.proname::text, pg_catalog.pg_get_function_identity_arguments(p.oid), \
+                pg_catalog.pg_get_userbyid(p.proowner)::text, {GRANTEE_NAME}, a.privilege_type, \
+                a.is_grantable \
+         FROM pg_catalog.pg_proc p \
+         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace AND n.nspname = '{schema}' \
+         LEFT JOIN LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, \
+             pg_catalog.acldefault('f', p.proowner))) a ON true \
+         WHERE {filter} \
+         ORDER BY p.proname, 2"
     );
     let grouped = grouped_acl_rows(client, &sql, 2, "reading function privileges").await?;
     Ok(grouped
@@ -380,6 +418,7 @@ async fn inspect_routines(client: &Client) -> Result<Vec<Routine>, TenantError> 
         .filter_map(|(key, owned)| {
             let [name, identity_arguments] = <[String; 2]>::try_from(key).ok()?;
             Some(Routine {
+                schema: schema.to_owned(),
                 name,
                 identity_arguments,
                 owned,
@@ -397,10 +436,10 @@ async fn inspect_default_acls(
             &format!(
                 "SELECT COALESCE(n.nspname::text, ''), d.defaclobjtype::text, \
                         {GRANTEE_NAME}, a.privilege_type, a.is_grantable \
-                 FROM pg_default_acl d \
-                 LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace \
-                 LEFT JOIN LATERAL aclexplode(d.defaclacl) a ON true \
-                 WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $1) \
+                 FROM pg_catalog.pg_default_acl d \
+                 LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace \
+                 LEFT JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) a ON true \
+                 WHERE d.defaclrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1) \
                  ORDER BY 1, 2"
             ),
             &[(&owner_role, Type::TEXT)],

@@ -1,7 +1,7 @@
 //! Bringing an existing tenant database to the model: roles, owner, limit, ownership of every
 //! object, pending migrations, privileges, default privileges. Idempotent; never drops data.
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::{fetch_database, inspect_tenant_objects};
 use crate::database::{set_connection_limit, set_owner};
@@ -12,6 +12,7 @@ use crate::roles::{RoleState, ensure_operator_membership, ensure_roles, reset_ro
 use crate::server::{Server, Session};
 use crate::sql::quote_ident;
 use crate::tenant::TenantSpec;
+use crate::waits::{LockTarget, explain};
 
 /// Converges the tenant `spec` describes; its database must exist. `maintenance` is the
 /// operator's session on the maintenance database. Returns the session in the tenant database,
@@ -52,9 +53,15 @@ pub(crate) async fn converge(
     // One session in the tenant database at a time: a non-superuser operator's sessions count
     // against the tenant's connection limit.
     let mut tenant_db = server.connect_to(database).await?;
-    match converge_inside(&mut tenant_db, database, &names).await {
+    let outcome = converge_inside(&mut tenant_db, database, &names, row.operator_is_superuser)
+        .await
+        .map_err(|error| error.waiting_for(LockTarget::TenantObjects));
+    match outcome {
         Ok(()) => Ok(tenant_db),
         Err(error) => {
+            // Any failed transaction is gone by now (rolled back on drop), so the session can
+            // still say who held what we waited for.
+            let error = explain(error, &tenant_db, Some(server.lock_timeout())).await;
             tenant_db.close().await;
             Err(error)
         }
@@ -65,6 +72,7 @@ async fn converge_inside(
     client: &mut Client,
     database: &str,
     names: &RoleNames,
+    superuser: bool,
 ) -> Result<(), TenantError> {
     // Ownership first, as the operator: REVOKE and GRANT below only work on objects the owner
     // role owns, and re-owning needs rights the owner role itself lacks.
@@ -78,6 +86,20 @@ async fn converge_inside(
                 .await
                 .context(format!("giving an object back to {:?}", names.owner))?;
         }
+    }
+    // Built-in functions belong to the bootstrap superuser: only a superuser operator can take
+    // PUBLIC's EXECUTE away (the tenant's read reports it as a warning otherwise).
+    let builtin = before.builtin_repairs();
+    if superuser && !builtin.is_empty() {
+        tracing::info!(
+            database,
+            count = builtin.len(),
+            "restricting built-in functions"
+        );
+        client
+            .batch_execute(&builtin.join(";\n"))
+            .await
+            .context("taking large-object functions away from PUBLIC")?;
     }
 
     // From here on act as the owner: REVOKE only removes grants made by the role running it,
@@ -94,43 +116,71 @@ async fn converge_inside(
             .context("recreating schema public")?;
     }
 
-    let applied = usualstore_schema::apply_pending(client, usualstore_schema::migrations()).await?;
-    if !applied.is_empty() {
-        tracing::info!(database, versions = ?applied, "applied store schema migrations");
-    }
-
-    // Inspect again: migrations may have added tables, re-owning rewrote ACLs.
-    let objects = inspect_tenant_objects(client, &names.owner).await?;
-    let after = assess(database, names, &objects);
-    let statements: Vec<String> = after
-        .acl
-        .iter()
-        .flat_map(|drift| drift.repair_statements(&names.owner))
-        .collect();
-    if !statements.is_empty() {
-        for statement in &statements {
-            tracing::debug!(database, %statement, "repairing privileges");
-        }
+    // Each migration's transaction repairs privileges before it commits, so a table it adds is
+    // never visible with the default privileges (a secrets table readable by every group).
+    let mut repair = RepairPrivileges { database, names };
+    let applied =
+        usualstore_schema::apply_pending_with(client, usualstore_schema::migrations(), &mut repair)
+            .await?;
+    if applied.is_empty() {
         // One transaction, so members never see a moment with privileges revoked but not
-        // re-granted; one round trip for all of it (a new tenant needs about seventy).
-        // PostgreSQL's error names the object when one statement fails.
+        // re-granted; one round trip for all of it.
         let transaction = client
             .transaction()
             .await
             .context("starting the privileges transaction")?;
-        transaction
-            .batch_execute(&statements.join(";\n"))
-            .await
-            .context("repairing privileges")?;
+        repair_privileges(&transaction, database, names).await?;
         transaction
             .commit()
             .await
             .context("committing the privileges")?;
-        tracing::info!(database, count = statements.len(), "privileges converged");
+    } else {
+        tracing::info!(database, versions = ?applied, "applied store schema migrations");
     }
     client
         .batch_execute("RESET ROLE")
         .await
         .context("switching back from the owner role")?;
+    Ok(())
+}
+
+struct RepairPrivileges<'a> {
+    database: &'a str,
+    names: &'a RoleNames,
+}
+
+impl usualstore_schema::BeforeCommit for RepairPrivileges<'_> {
+    type Error = TenantError;
+
+    async fn before_commit(&mut self, transaction: &Transaction<'_>) -> Result<(), TenantError> {
+        repair_privileges(transaction, self.database, self.names).await
+    }
+}
+
+/// Inspects (migrations may have added tables, re-owning rewrote ACLs) and makes every ACL of the
+/// tenant's own objects match the model, as the owner role. PostgreSQL's error names the object
+/// when one statement fails.
+async fn repair_privileges(
+    client: &Transaction<'_>,
+    database: &str,
+    names: &RoleNames,
+) -> Result<(), TenantError> {
+    let objects = inspect_tenant_objects(client.client(), &names.owner).await?;
+    let statements: Vec<String> = assess(database, names, &objects)
+        .acl
+        .iter()
+        .flat_map(|drift| drift.repair_statements(&names.owner))
+        .collect();
+    if statements.is_empty() {
+        return Ok(());
+    }
+    for statement in &statements {
+        tracing::debug!(database, %statement, "repairing privileges");
+    }
+    client
+        .batch_execute(&statements.join(";\n"))
+        .await
+        .context("repairing privileges")?;
+    tracing::info!(database, count = statements.len(), "privileges converged");
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::error::{DbResultExt, TenantError, db_error};
 use crate::metadata::{DatabaseComment, TenantState, role_comment_matches};
 use crate::names::RoleKind;
 use crate::sql::{quote_ident, quote_literal};
+use crate::waits::{AdvisoryKey, LockTarget};
 
 /// Session advisory lock serializing our CREATE DATABASE statements server-wide.
 const CREATE_DATABASE_LOCK: i64 = 0x7573_7374_6f72_6501;
@@ -73,15 +74,20 @@ pub(crate) async fn create_database(
 ) -> Result<CreateOutcome, TenantError> {
     client
         .execute_typed(
-            "SELECT pg_advisory_lock($1)",
+            "SELECT pg_catalog.pg_advisory_lock($1)",
             &[(&CREATE_DATABASE_LOCK, Type::INT8)],
         )
         .await
-        .context("waiting for the CREATE DATABASE lock")?;
+        .context("waiting for the CREATE DATABASE lock (one tenant is created at a time)")
+        .map_err(|error| {
+            error.waiting_for(LockTarget::Advisory(AdvisoryKey::Single(
+                CREATE_DATABASE_LOCK,
+            )))
+        })?;
     let outcome = create_database_locked(client, database, owner_role, connection_limit).await;
     let unlocked = client
         .execute_typed(
-            "SELECT pg_advisory_unlock($1)",
+            "SELECT pg_catalog.pg_advisory_unlock($1)",
             &[(&CREATE_DATABASE_LOCK, Type::INT8)],
         )
         .await
@@ -198,7 +204,10 @@ const PLAIN_DROP_ATTEMPTS: u32 = 3;
 /// plain DROP, which waits a few seconds for sessions that are closing anyway.
 pub(crate) async fn drop_database(client: &Client, database: &str) -> Result<(), TenantError> {
     let version: i32 = client
-        .query_typed_one("SELECT current_setting('server_version_num')::int", &[])
+        .query_typed_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int",
+            &[],
+        )
         .await
         .context("reading the server version")?
         .get(0);
@@ -226,11 +235,12 @@ pub(crate) async fn drop_database(client: &Client, database: &str) -> Result<(),
         // Sessions we may not end are skipped rather than failing the statement.
         client
             .execute_typed(
-                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a \
-                 WHERE a.datname = $1 AND a.pid <> pg_backend_pid() \
-                   AND (pg_has_role(a.usesysid, 'USAGE') \
-                        OR (pg_has_role('pg_signal_backend', 'USAGE') \
-                            AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid)))",
+                "SELECT pg_catalog.pg_terminate_backend(a.pid) FROM pg_catalog.pg_stat_activity a \
+                 WHERE a.datname = $1 AND a.pid <> pg_catalog.pg_backend_pid() \
+                   AND (pg_catalog.pg_has_role(a.usesysid, 'USAGE') \
+                        OR (pg_catalog.pg_has_role('pg_signal_backend', 'USAGE') \
+                            AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r \
+                                     WHERE r.oid = a.usesysid)))",
                 &[(&database, Type::TEXT)],
             )
             .await

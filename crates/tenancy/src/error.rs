@@ -2,8 +2,12 @@
 
 use std::error::Error as _;
 use std::fmt::Write as _;
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
 
 use crate::names::NameError;
+use crate::waits::{LockHolder, LockTarget, describe_timeout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
@@ -66,8 +70,29 @@ pub enum TenantError {
     #[error("{field}: {reason}")]
     InvalidUserSetting { field: &'static str, reason: String },
 
+    #[error("{what} failed: {fix}")]
+    NotPermitted { what: String, fix: String },
+
+    #[error(
+        "tenant {database:?} has a store schema older than version {needed}, which this operation \
+         needs; apply its usualstore_tenant first so that its migrations run"
+    )]
+    SchemaTooOld { database: String, needed: i32 },
+
     #[error("store schema migrations: {0}")]
-    Schema(#[from] usualstore_schema::SchemaError),
+    Schema(usualstore_schema::SchemaError),
+
+    /// A lock wait ran into `lock_timeout` (SQLSTATE 55P03). `holders` is filled in by the
+    /// operation that owns the session, which can still ask who held the lock.
+    #[error("{}", describe_timeout(.waited_for, .database.as_deref(), *.timeout, .holders.as_deref().unwrap_or_default()))]
+    LockTimeout {
+        /// What we were doing, e.g. "waiting for the lock on tenant \"shop\"".
+        waited_for: String,
+        target: LockTarget,
+        database: Option<String>,
+        timeout: Option<Duration>,
+        holders: Option<Vec<LockHolder>>,
+    },
 }
 
 impl TenantError {
@@ -76,17 +101,64 @@ impl TenantError {
         match self {
             TenantError::Database { sqlstate, .. } => sqlstate.as_deref(),
             TenantError::Connect { source, .. } => source.code().map(|code| code.code()),
+            TenantError::LockTimeout { .. } => Some(SqlState::LOCK_NOT_AVAILABLE.code()),
             _ => None,
+        }
+    }
+
+    /// Says which lock a timed-out wait was for, where the call site knows better than "some
+    /// open transaction".
+    pub(crate) fn waiting_for(self, lock: LockTarget) -> TenantError {
+        match self {
+            TenantError::LockTimeout {
+                waited_for,
+                database,
+                timeout,
+                holders,
+                ..
+            } => TenantError::LockTimeout {
+                waited_for,
+                target: lock,
+                database,
+                timeout,
+                holders,
+            },
+            other => other,
         }
     }
 }
 
-/// Wraps a driver error with what we were doing, keeping the SQLSTATE.
+/// Wraps a driver error with what we were doing, keeping the SQLSTATE. A lock wait that ran out
+/// becomes [`TenantError::LockTimeout`].
 pub(crate) fn db_error(context: impl Into<String>, source: tokio_postgres::Error) -> TenantError {
+    if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+        return TenantError::LockTimeout {
+            waited_for: context.into(),
+            target: LockTarget::OpenTransactions,
+            database: None,
+            timeout: None,
+            holders: None,
+        };
+    }
     TenantError::Database {
         context: context.into(),
         sqlstate: source.code().map(|code| code.code().to_owned()),
         source,
+    }
+}
+
+impl From<usualstore_schema::SchemaError> for TenantError {
+    fn from(error: usualstore_schema::SchemaError) -> TenantError {
+        if error.sqlstate() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            return TenantError::LockTimeout {
+                waited_for: "applying store schema migrations".to_owned(),
+                target: LockTarget::TenantObjects,
+                database: None,
+                timeout: None,
+                holders: None,
+            };
+        }
+        TenantError::Schema(error)
     }
 }
 

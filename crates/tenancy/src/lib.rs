@@ -14,7 +14,9 @@
 mod catalog;
 mod converge;
 mod database;
+mod emails;
 mod error;
+mod lockdown;
 mod metadata;
 mod model;
 mod names;
@@ -25,15 +27,22 @@ mod server;
 mod sql;
 mod tenant;
 mod user;
+mod waits;
 
 pub use error::TenantError;
+pub use lockdown::{
+    LockdownStatus, Opening, apply_lockdown, public_may_connect, read_lockdown, remove_lockdown,
+};
 pub use metadata::TenantState;
 pub use names::{
     MAX_DATABASE_NAME_LEN, MAX_TENANT_NAME_CHARS, NameError, RoleKind, RoleNames,
     validate_database_name, validate_identifier, validate_tenant_name,
 };
 pub use plan::{Plan, PlanParseError};
-pub use server::{PendingCloses, ReadSession, Server, Session, with_deferred_closes};
+pub use server::{
+    DEFAULT_LOCK_TIMEOUT, PendingCloses, ReadSession, SEARCH_PATH, Server, Session,
+    with_deferred_closes,
+};
 pub use sql::{quote_ident, quote_literal};
 pub use tenant::{
     TenantSpec, TenantStatus, create_tenant, delete_tenant, read_tenant, update_tenant,
@@ -43,3 +52,4 @@ pub use user::{
     delete_user, read_user, update_user, validate_connection_limit, validate_email,
     validate_password, validate_username,
 };
+pub use waits::{AdvisoryKey, LockHolder, LockTarget};

@@ -105,12 +105,18 @@ pub(crate) fn role_comment_matches(comment: Option<&str>, database: &str, kind: 
     }
 }
 
-/// What a login user's role comment says: the tenant it belongs to, its email, and whether its
-/// create finished (a `Provisioning` user is one a crashed create left; the next create resumes it).
+/// What a login user's role comment says: the tenant it belongs to, whether the tenant keeps an
+/// e-mail address for it, and whether its create finished (a `Provisioning` user is one a crashed
+/// create left; the next create resumes it).
+///
+/// Role comments are readable by every login on the server, so the address itself lives in the
+/// tenant's database (`usualstore_login_users`). Comments written by earlier versions carry it
+/// here as `email`; it is read as [`UserComment::legacy_email`] and moved by the next apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UserComment {
     pub database: String,
-    pub email: Option<String>,
+    pub has_email: bool,
+    pub legacy_email: Option<String>,
     pub status: Option<TenantState>,
 }
 
@@ -120,7 +126,10 @@ struct UserCommentJson {
     usualstore: u32,
     database: String,
     kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    has_email: bool,
+    /// Only ever read: where versions before 0.2 kept the address.
+    #[serde(default, skip_serializing)]
     email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<String>,
@@ -134,17 +143,19 @@ impl UserComment {
         let parsed: UserCommentJson = serde_json::from_str(comment?).ok()?;
         (parsed.kind == USER_KIND).then(|| UserComment {
             database: parsed.database,
-            email: parsed.email,
+            has_email: parsed.has_email,
+            legacy_email: parsed.email,
             status: parsed.status.as_deref().and_then(TenantState::parse),
         })
     }
 
-    pub fn render(database: &str, email: Option<&str>, status: TenantState) -> String {
+    pub fn render(database: &str, has_email: bool, status: TenantState) -> String {
         let json = UserCommentJson {
             usualstore: MARKER_VERSION,
             database: database.to_owned(),
             kind: USER_KIND.to_owned(),
-            email: email.map(str::to_owned),
+            has_email,
+            email: None,
             status: Some(status.as_str().to_owned()),
         };
         serde_json::to_string(&json).unwrap_or_default()
@@ -200,13 +211,18 @@ mod tests {
 
     #[test]
     fn user_comment_round_trip_and_is_never_a_group() {
-        let text = UserComment::render("shop", Some("a\"b@example.com"), TenantState::Ready);
+        let text = UserComment::render("shop", true, TenantState::Ready);
+        assert_eq!(
+            text,
+            r#"{"usualstore":1,"database":"shop","kind":"user","has_email":true,"status":"ready"}"#
+        );
         let parsed = UserComment::parse(Some(&text));
         assert_eq!(
             parsed,
             Some(UserComment {
                 database: "shop".into(),
-                email: Some("a\"b@example.com".into()),
+                has_email: true,
+                legacy_email: None,
                 status: Some(TenantState::Ready),
             })
         );
@@ -215,6 +231,16 @@ mod tests {
         }
         let group = render_role_comment("shop", RoleKind::Admin);
         assert_eq!(UserComment::parse(Some(&group)), None);
+    }
+
+    #[test]
+    fn comments_never_carry_an_address_but_old_ones_are_still_read() {
+        let text = UserComment::render("shop", false, TenantState::Ready);
+        assert!(!text.contains("email"), "{text}");
+        let old = r#"{"usualstore":1,"database":"shop","kind":"user","email":"a@example.com","status":"ready"}"#;
+        let parsed = UserComment::parse(Some(old)).expect("ours");
+        assert_eq!(parsed.legacy_email.as_deref(), Some("a@example.com"));
+        assert!(!parsed.has_email);
     }
 
     #[test]

@@ -5,16 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::catalog::{AclEntry, OwnedAcl, RelationKind, TenantObjects};
+use usualstore_schema::{TableAccess, table_access};
+
+use crate::catalog::{AclEntry, OwnedAcl, Relation, RelationKind, TenantObjects};
 use crate::names::RoleNames;
 use crate::sql::quote_ident;
-
-/// The migrations table's name within schema public: group roles may read the schema version,
-/// never rewrite history.
-fn migrations_table() -> &'static str {
-    let qualified = usualstore_schema::MIGRATIONS_TABLE;
-    qualified.strip_prefix("public.").unwrap_or(qualified)
-}
 
 const SCHEMA: &str = "public";
 
@@ -34,6 +29,7 @@ pub(crate) enum AclTarget {
         kind: RelationKind,
     },
     Routine {
+        schema: String,
         name: String,
         identity_arguments: String,
     },
@@ -51,9 +47,10 @@ impl AclTarget {
             AclTarget::Schema => format!("schema {SCHEMA}"),
             AclTarget::Relation { name, kind } => format!("{} {SCHEMA}.{name}", kind.description()),
             AclTarget::Routine {
+                schema,
                 name,
                 identity_arguments,
-            } => format!("function {SCHEMA}.{name}({identity_arguments})"),
+            } => format!("function {schema}.{name}({identity_arguments})"),
             AclTarget::DefaultPrivileges { schema, objtype } => format!(
                 "default privileges on {} {}",
                 default_objtype_keyword(*objtype).unwrap_or("objects of unknown type"),
@@ -79,11 +76,12 @@ impl AclTarget {
                 format!("{keyword} {}.{}", quote_ident(SCHEMA), quote_ident(name))
             }
             AclTarget::Routine {
+                schema,
                 name,
                 identity_arguments,
             } => format!(
                 "ROUTINE {}.{}({identity_arguments})",
-                quote_ident(SCHEMA),
+                quote_ident(schema),
                 quote_ident(name)
             ),
             AclTarget::DefaultPrivileges { objtype, .. } => {
@@ -225,18 +223,48 @@ pub(crate) struct OwnershipDrift {
 pub(crate) struct Assessment {
     pub schema_missing: bool,
     pub ownership: Vec<OwnershipDrift>,
+    /// Privileges on the tenant's own objects, repaired as its owner role.
     pub acl: Vec<AclDrift>,
+    /// Privileges on built-in functions (large-object creators), which only a superuser may
+    /// change.
+    pub builtin_acl: Vec<AclDrift>,
 }
 
 impl Assessment {
-    pub fn describe(&self) -> Vec<String> {
+    /// Every difference the operator can repair: with `superuser` false, built-in functions'
+    /// privileges are left out (see [`Assessment::unrepairable`]).
+    pub fn describe(&self, superuser: bool) -> Vec<String> {
         let mut lines = Vec::new();
         if self.schema_missing {
             lines.push(format!("schema {SCHEMA} is missing"));
         }
         lines.extend(self.ownership.iter().map(|drift| drift.description.clone()));
         lines.extend(self.acl.iter().flat_map(AclDrift::describe));
+        if superuser {
+            lines.extend(self.builtin_acl.iter().flat_map(AclDrift::describe));
+        }
         lines
+    }
+
+    /// Differences a non-superuser operator cannot repair (built-in functions belong to the
+    /// bootstrap superuser), for a warning instead of endless drift.
+    pub fn unrepairable(&self, superuser: bool) -> Vec<String> {
+        if superuser {
+            Vec::new()
+        } else {
+            self.builtin_acl
+                .iter()
+                .flat_map(AclDrift::describe)
+                .collect()
+        }
+    }
+
+    /// `REVOKE` statements for the built-in functions, to run as a superuser.
+    pub fn builtin_repairs(&self) -> Vec<String> {
+        self.builtin_acl
+            .iter()
+            .flat_map(|drift| drift.repair_statements(""))
+            .collect()
     }
 }
 
@@ -275,7 +303,7 @@ pub(crate) fn assess(database: &str, roles: &RoleNames, objects: &TenantObjects)
     }
 
     for relation in &objects.relations {
-        let statement = (!relation.owned_by_table).then(|| {
+        let statement = relation.owned_by.is_none().then(|| {
             format!(
                 "ALTER {} {}.{} OWNER TO {}",
                 relation.kind.alter_keyword(),
@@ -290,13 +318,7 @@ pub(crate) fn assess(database: &str, roles: &RoleNames, objects: &TenantObjects)
             format!("{} {SCHEMA}.{}", relation.kind.description(), relation.name),
             statement,
         );
-        let expected = if relation.kind == RelationKind::Sequence {
-            model.sequence_grants()
-        } else if relation.name == migrations_table() {
-            model.read_only_grants()
-        } else {
-            model.table_grants()
-        };
+        let expected = model.relation_grants(relation);
         model.check_acl(
             &mut assessment,
             AclTarget::Relation {
@@ -310,6 +332,7 @@ pub(crate) fn assess(database: &str, roles: &RoleNames, objects: &TenantObjects)
 
     for routine in &objects.routines {
         let target = AclTarget::Routine {
+            schema: routine.schema.clone(),
             name: routine.name.clone(),
             identity_arguments: routine.identity_arguments.clone(),
         };
@@ -325,6 +348,23 @@ pub(crate) fn assess(database: &str, roles: &RoleNames, objects: &TenantObjects)
         model.check_acl(&mut assessment, target, &routine.owned, Grants::new());
     }
 
+    // Built-ins belong to the bootstrap superuser; the model only asks that nobody else may run
+    // them here.
+    for routine in &objects.large_object_creators {
+        let actual = grants_of(&routine.owned.acl, &routine.owned.owner);
+        if !actual.is_empty() {
+            assessment.builtin_acl.push(AclDrift {
+                target: AclTarget::Routine {
+                    schema: routine.schema.clone(),
+                    name: routine.name.clone(),
+                    identity_arguments: routine.identity_arguments.clone(),
+                },
+                actual,
+                expected: Grants::new(),
+            });
+        }
+    }
+
     model.check_default_acls(&mut assessment, objects);
     assessment
 }
@@ -334,53 +374,70 @@ struct Model<'a> {
 }
 
 impl Model<'_> {
-    fn grants(&self, entries: [(&str, &[&str]); 3]) -> Grants {
-        entries
-            .into_iter()
-            .map(|(role, privileges)| {
-                (
-                    Some(role.to_owned()),
-                    privileges.iter().map(|p| (*p).to_owned()).collect(),
-                )
-            })
-            .collect()
+    /// Privileges per group; a group with none gets no entry.
+    fn by_group(&self, admin: &[&str], developer: &[&str], customer: &[&str]) -> Grants {
+        [
+            (&self.roles.admin, admin),
+            (&self.roles.developer, developer),
+            (&self.roles.customer, customer),
+        ]
+        .into_iter()
+        .filter(|(_, privileges)| !privileges.is_empty())
+        .map(|(role, privileges)| {
+            (
+                Some(role.clone()),
+                privileges.iter().map(|p| (*p).to_owned()).collect(),
+            )
+        })
+        .collect()
     }
 
     fn database_grants(&self) -> Grants {
-        self.same_for_all_groups(&["CONNECT"])
+        self.by_group(&["CONNECT"], &["CONNECT"], &["CONNECT"])
     }
 
     fn schema_grants(&self) -> Grants {
-        self.same_for_all_groups(&["USAGE"])
+        self.by_group(&["USAGE"], &["USAGE"], &["USAGE"])
     }
 
-    fn read_only_grants(&self) -> Grants {
-        self.same_for_all_groups(&["SELECT"])
+    /// Tables, by their class of access (see `usualstore_schema::TableAccess`).
+    fn table_grants(&self, access: TableAccess) -> Grants {
+        const ALL: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE"];
+        const NO_DELETE: &[&str] = &["SELECT", "INSERT", "UPDATE"];
+        const READ: &[&str] = &["SELECT"];
+        match access {
+            TableAccess::Store => self.by_group(ALL, NO_DELETE, READ),
+            TableAccess::Directory => self.by_group(ALL, READ, READ),
+            TableAccess::Secrets => self.by_group(ALL, &[], &[]),
+            TableAccess::History => self.by_group(READ, READ, READ),
+            TableAccess::Operator => self.by_group(READ, &[], &[]),
+        }
     }
 
-    fn same_for_all_groups(&self, privileges: &[&str]) -> Grants {
-        self.grants([
-            (&self.roles.admin, privileges),
-            (&self.roles.developer, privileges),
-            (&self.roles.customer, privileges),
-        ])
+    /// Sequences follow their table's class: USAGE (nextval) for the groups that may insert into
+    /// it, SELECT for those that may read it. Identity columns need neither to insert.
+    fn sequence_grants(&self, access: TableAccess) -> Grants {
+        const WRITE: &[&str] = &["SELECT", "USAGE"];
+        const READ: &[&str] = &["SELECT"];
+        match access {
+            TableAccess::Store => self.by_group(WRITE, WRITE, READ),
+            TableAccess::Directory => self.by_group(WRITE, READ, READ),
+            TableAccess::Secrets => self.by_group(WRITE, &[], &[]),
+            TableAccess::History => self.by_group(READ, READ, READ),
+            TableAccess::Operator => self.by_group(READ, &[], &[]),
+        }
     }
 
-    fn table_grants(&self) -> Grants {
-        self.grants([
-            (&self.roles.admin, &["SELECT", "INSERT", "UPDATE", "DELETE"]),
-            (&self.roles.developer, &["SELECT", "INSERT", "UPDATE"]),
-            (&self.roles.customer, &["SELECT"]),
-        ])
-    }
-
-    /// USAGE lets serial-based inserts call nextval(); identity columns do not need it.
-    fn sequence_grants(&self) -> Grants {
-        self.grants([
-            (&self.roles.admin, &["SELECT", "USAGE"]),
-            (&self.roles.developer, &["SELECT", "USAGE"]),
-            (&self.roles.customer, &["SELECT"]),
-        ])
+    fn relation_grants(&self, relation: &Relation) -> Grants {
+        if relation.kind == RelationKind::Sequence {
+            let access = relation
+                .owned_by
+                .as_deref()
+                .map_or(TableAccess::Store, table_access);
+            self.sequence_grants(access)
+        } else {
+            self.table_grants(table_access(&relation.name))
+        }
     }
 
     fn check_owner(
@@ -429,8 +486,18 @@ impl Model<'_> {
         // The entries the model needs. A missing schema-level entry adds nothing; a missing
         // global function entry means PostgreSQL's built-in default (PUBLIC may EXECUTE).
         let required: [(Option<&str>, char, Grants, Vec<AclEntry>); 3] = [
-            (Some(SCHEMA), 'r', self.table_grants(), Vec::new()),
-            (Some(SCHEMA), 'S', self.sequence_grants(), Vec::new()),
+            (
+                Some(SCHEMA),
+                'r',
+                self.table_grants(TableAccess::Store),
+                Vec::new(),
+            ),
+            (
+                Some(SCHEMA),
+                'S',
+                self.sequence_grants(TableAccess::Store),
+                Vec::new(),
+            ),
             (
                 None,
                 'f',
@@ -515,7 +582,7 @@ fn grants_of(acl: &[AclEntry], owner: &str) -> Grants {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{DefaultAclRow, Relation};
+    use crate::catalog::{DefaultAclRow, Relation, Routine};
 
     fn entry(grantee: Option<&str>, privilege: &str) -> AclEntry {
         AclEntry {
@@ -554,23 +621,47 @@ mod tests {
                 Relation {
                     name: "orders".into(),
                     kind: RelationKind::Table,
-                    owned_by_table: false,
+                    owned_by: None,
                     owned: owned(table_acl.clone()),
                 },
                 Relation {
                     name: "orders_id_seq".into(),
                     kind: RelationKind::Sequence,
-                    owned_by_table: true,
+                    owned_by: Some("orders".into()),
                     owned: owned(sequence_acl.clone()),
                 },
                 Relation {
-                    name: migrations_table().into(),
+                    name: "usualstore_schema_migrations".into(),
                     kind: RelationKind::Table,
-                    owned_by_table: false,
+                    owned_by: None,
                     owned: owned(groups(&["SELECT"])),
+                },
+                Relation {
+                    name: "tokens".into(),
+                    kind: RelationKind::Table,
+                    owned_by: None,
+                    owned: owned(entries(
+                        &roles.admin,
+                        &["SELECT", "INSERT", "UPDATE", "DELETE"],
+                    )),
+                },
+                Relation {
+                    name: "tokens_id_seq".into(),
+                    kind: RelationKind::Sequence,
+                    owned_by: Some("tokens".into()),
+                    owned: owned(entries(&roles.admin, &["SELECT", "USAGE"])),
                 },
             ],
             routines: Vec::new(),
+            large_object_creators: vec![Routine {
+                schema: "pg_catalog".into(),
+                name: "lo_create".into(),
+                identity_arguments: "oid".into(),
+                owned: OwnedAcl {
+                    owner: "postgres".into(),
+                    acl: entries("postgres", &["EXECUTE"]),
+                },
+            }],
             default_acls: vec![
                 DefaultAclRow {
                     schema: Some("public".into()),
@@ -595,7 +686,7 @@ mod tests {
     fn clean_tenant_has_no_drift() {
         let roles = RoleNames::for_database("shop");
         let assessment = assess("shop", &roles, &clean_objects(&roles));
-        assert_eq!(assessment.describe(), Vec::<String>::new());
+        assert_eq!(assessment.describe(true), Vec::<String>::new());
     }
 
     #[test]
@@ -608,7 +699,7 @@ mod tests {
             .push(entry(Some("shop_developer"), "DELETE"));
         let assessment = assess("shop", &roles, &objects);
         assert_eq!(
-            assessment.describe(),
+            assessment.describe(true),
             vec![
                 "table public.orders: role \"shop_developer\" has [DELETE, INSERT, SELECT, UPDATE], \
                  expected [INSERT, SELECT, UPDATE]"
@@ -666,6 +757,55 @@ mod tests {
             vec![
                 Some("ALTER TABLE \"public\".\"orders\" OWNER TO \"shop_owner\"".to_owned()),
                 None
+            ]
+        );
+    }
+
+    #[test]
+    fn secrets_are_for_admins_only() {
+        let roles = RoleNames::for_database("shop");
+        let mut objects = clean_objects(&roles);
+        // What default privileges hand a table a migration creates.
+        let mut defaults = entries(&roles.admin, &["SELECT", "INSERT", "UPDATE", "DELETE"]);
+        defaults.extend(entries(&roles.developer, &["INSERT", "SELECT", "UPDATE"]));
+        defaults.extend(entries(&roles.customer, &["SELECT"]));
+        objects.relations[3].owned.acl = defaults;
+        let assessment = assess("shop", &roles, &objects);
+        let statements: Vec<String> = assessment
+            .acl
+            .iter()
+            .flat_map(|drift| drift.repair_statements(&roles.owner))
+            .collect();
+        assert_eq!(
+            statements,
+            vec![
+                "REVOKE ALL ON TABLE \"public\".\"tokens\" FROM \"shop_customer\" CASCADE"
+                    .to_owned(),
+                "REVOKE ALL ON TABLE \"public\".\"tokens\" FROM \"shop_developer\" CASCADE"
+                    .to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn large_object_creators_are_nobody_elses_and_only_a_superuser_repairs_them() {
+        let roles = RoleNames::for_database("shop");
+        let mut objects = clean_objects(&roles);
+        objects.large_object_creators[0]
+            .owned
+            .acl
+            .push(entry(None, "EXECUTE"));
+        let assessment = assess("shop", &roles, &objects);
+        let line =
+            "function pg_catalog.lo_create(oid): PUBLIC has [EXECUTE], expected []".to_owned();
+        assert_eq!(assessment.describe(true), vec![line.clone()]);
+        assert_eq!(assessment.describe(false), Vec::<String>::new());
+        assert_eq!(assessment.unrepairable(false), vec![line]);
+        assert_eq!(
+            assessment.builtin_repairs(),
+            vec![
+                "REVOKE ALL ON ROUTINE \"pg_catalog\".\"lo_create\"(oid) FROM PUBLIC CASCADE"
+                    .to_owned()
             ]
         );
     }

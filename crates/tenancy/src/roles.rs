@@ -12,6 +12,7 @@ use crate::error::{DbResultExt, TenantError};
 use crate::metadata::{render_role_comment, role_comment_matches};
 use crate::names::{RoleKind, RoleNames};
 use crate::sql::{quote_ident, quote_literal};
+use crate::waits::{AdvisoryKey, LockTarget};
 
 /// First key of the two-key advisory locks on roles; the second is `hashtext(role name)`.
 /// Two-key locks live in a different key space from single-bigint locks.
@@ -68,11 +69,17 @@ pub(crate) fn our_role(states: &[(RoleKind, RoleState)], kind: RoleKind) -> Opti
 pub(crate) async fn lock_role(client: &impl GenericClient, role: &str) -> Result<(), TenantError> {
     client
         .execute_typed(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
             &[(&ROLE_LOCK_CLASS, Type::INT4), (&role, Type::TEXT)],
         )
         .await
-        .context(format!("waiting for the lock on role {role:?}"))?;
+        .context(format!("waiting for the lock on role {role:?}"))
+        .map_err(|error| {
+            error.waiting_for(LockTarget::Advisory(AdvisoryKey::Named {
+                class: ROLE_LOCK_CLASS,
+                name: role.to_owned(),
+            }))
+        })?;
     Ok(())
 }
 
@@ -200,7 +207,7 @@ pub(crate) async fn reset_role(client: &mut Client, row: &RoleRow) -> Result<(),
 pub(crate) async fn operator_is_superuser(client: &Client) -> Result<bool, TenantError> {
     let row = client
         .query_typed_one(
-            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            "SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
             &[],
         )
         .await
@@ -225,7 +232,7 @@ pub(crate) async fn ensure_operator_membership(
     lock_role(&transaction, owner_role).await?;
     let row = transaction
         .query_typed_one(
-            "SELECT pg_has_role(current_user, $1::text::name, 'USAGE')",
+            "SELECT pg_catalog.pg_has_role(current_user, $1::text::name, 'USAGE')",
             &[(&owner_role, Type::TEXT)],
         )
         .await

@@ -13,9 +13,16 @@ pub(crate) fn verifier(password: &str) -> String {
     postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
+/// Most PBKDF2 iterations we spend on checking a stored verifier. Ours use PostgreSQL's default,
+/// 4096; a login may store a verifier of its own with any count, and a refresh that recomputed a
+/// billion iterations would stall. A verifier above this counts as a password changed outside
+/// Terraform, which the next apply resets.
+pub(crate) const MAX_CHECKED_ITERATIONS: u32 = 16 * 4096;
+
 /// Whether `password` is the one behind `stored` (a `pg_authid.rolpassword` value): SCRAM-SHA-256
-/// verifiers are recomputed with their own salt and iteration count, MD5 hashes with the user
-/// name. `None` for a format we do not understand.
+/// verifiers are recomputed with their own salt and iteration count (up to
+/// [`MAX_CHECKED_ITERATIONS`]), MD5 hashes with the user name. `None` for a format we do not
+/// understand. CPU-bound: call it off the async workers.
 pub(crate) fn matches(stored: &str, password: &str, username: &str) -> Option<bool> {
     if let Some(rest) = stored.strip_prefix("SCRAM-SHA-256$") {
         return scram_matches(rest, password);
@@ -32,6 +39,9 @@ fn scram_matches(rest: &str, password: &str) -> Option<bool> {
     let (iterations, salt) = params.split_once(':')?;
     let (stored_key, _server_key) = keys.split_once(':')?;
     let iterations: u32 = iterations.parse().ok().filter(|n| *n > 0)?;
+    if iterations > MAX_CHECKED_ITERATIONS {
+        return Some(false);
+    }
     let salt = STANDARD.decode(salt).ok()?;
     let stored_key = STANDARD.decode(stored_key).ok()?;
 
@@ -84,6 +94,20 @@ mod tests {
     #[test]
     fn two_verifiers_of_one_password_differ_by_salt() {
         assert_ne!(verifier("same"), verifier("same"));
+    }
+
+    #[test]
+    fn an_expensive_verifier_counts_as_changed_without_being_computed() {
+        let stored = verifier("pw");
+        let (params, keys) = stored
+            .strip_prefix("SCRAM-SHA-256$")
+            .and_then(|rest| rest.split_once('$'))
+            .expect("verifier layout");
+        let salt = params.split_once(':').expect("iterations:salt").1;
+        let heavy = format!("SCRAM-SHA-256${}:{salt}${keys}", u32::MAX);
+        let started = std::time::Instant::now();
+        assert_eq!(matches(&heavy, "pw", "u"), Some(false));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -3,61 +3,38 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
-use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_postgres::config::Host;
-use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, Config, NoTls, Socket};
+use tokio_postgres::{Client, Config};
+use usualstore_pgtls::{Connector, SslMode, TlsSettings};
 
 use crate::error::{TenantError, describe};
 
 /// Database used when the configuration names none, as libpq tools do for administration.
 const DEFAULT_MAINTENANCE_DATABASE: &str = "postgres";
 
-type ConnectFuture<'a> = Pin<
-    Box<dyn Future<Output = Result<(Client, JoinHandle<()>), tokio_postgres::Error>> + Send + 'a>,
->;
+/// How long a statement may wait for a lock unless the caller says otherwise.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Object-safe face of a TLS connector, so `Server` needs no type parameter.
-trait Connect: Send + Sync {
-    fn connect<'a>(&'a self, config: &'a Config) -> ConnectFuture<'a>;
-}
-
-struct TlsConnector<T>(T);
-
-impl<T> Connect for TlsConnector<T>
-where
-    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
-    T::Stream: Send + 'static,
-    T::TlsConnect: Send,
-    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
-{
-    fn connect<'a>(&'a self, config: &'a Config) -> ConnectFuture<'a> {
-        Box::pin(async move {
-            let (client, connection) = config.connect(self.0.clone()).await?;
-            let task = tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(error = %describe(&error), "PostgreSQL connection ended with an error");
-                }
-            });
-            Ok((client, task))
-        })
-    }
-}
+/// Where our sessions look up unqualified names: the catalog first, then temporary objects
+/// (which PostgreSQL never searches for functions or operators). No schema a tenant's login might
+/// create objects in is on it, so nothing a login creates can run inside a provider session, which
+/// is often a superuser's.
+pub const SEARCH_PATH: &str = "pg_catalog, pg_temp";
 
 /// The PostgreSQL server the operator administers: connection settings for the maintenance
-/// database plus the TLS connector. Cheap to clone.
-///
-/// TLS follows the `Config`'s `sslmode` the way libpq does (`disable`, `prefer`, `require`);
-/// whether `require` verifies the certificate is up to the connector the caller supplies.
+/// database plus the connector, which decides TLS (libpq's sslmode, up to `verify-full`) and
+/// refuses to send a password in clear text to a server it has not verified. Cheap to clone.
 #[derive(Clone)]
 pub struct Server {
     config: Config,
-    connector: Arc<dyn Connect>,
+    connector: Connector,
     /// The session read-only lookups share, when [`Server::share_reads`] asked for one.
     shared_reads: Option<Arc<tokio::sync::Mutex<Option<Arc<Session>>>>>,
+    lock_timeout: Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -71,20 +48,26 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// `config` points at the maintenance database (default `postgres` when it names none);
-    /// `tls` is any tokio-postgres TLS connector, e.g. `tokio_postgres_rustls::MakeRustlsConnect`.
-    pub fn new<T>(config: Config, tls: T) -> Server
-    where
-        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
-        T::Stream: Send + 'static,
-        T::TlsConnect: Send,
-        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
-    {
+    /// `config` points at the maintenance database (default `postgres` when it names none); its
+    /// own sslmode is ignored in favour of the connector's.
+    pub fn new(config: Config, connector: Connector) -> Server {
         Server {
             config,
-            connector: Arc::new(TlsConnector(tls)),
+            connector,
             shared_reads: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
+    }
+
+    /// How long any statement of ours may wait for a lock (default [`DEFAULT_LOCK_TIMEOUT`]).
+    /// A wait that runs out fails with [`TenantError::LockTimeout`], naming who held the lock.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Server {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
     }
 
     /// Read-only lookups on the maintenance database (reading a tenant or a user) share one
@@ -113,9 +96,13 @@ impl Server {
         Ok(ReadSession::Shared(session))
     }
 
-    /// A server reached without TLS (`sslmode=require` then fails to connect, as it should).
+    /// A server reached without TLS.
     pub fn without_tls(config: Config) -> Server {
-        Server::new(config, NoTls)
+        match Connector::new(&TlsSettings::new(SslMode::Disable)) {
+            Ok(connector) => Server::new(config, connector),
+            // Without TLS there is no certificate file to read, so nothing can fail.
+            Err(error) => unreachable!("sslmode disable needs no files: {error}"),
+        }
     }
 
     pub fn maintenance_database(&self) -> &str {
@@ -135,13 +122,16 @@ impl Server {
         self.connect_to(&database).await
     }
 
-    /// Connects to `database` with the same credentials and TLS settings.
+    /// Connects to `database` with the same credentials and TLS settings. Every session starts
+    /// with [`SEARCH_PATH`] and the lock timeout set, as start-up options: no extra round trip,
+    /// and in force before the first statement.
     pub async fn connect_to(&self, database: &str) -> Result<Session, TenantError> {
         let mut config = self.config.clone();
         config.dbname(database);
         if config.get_application_name().is_none() {
             config.application_name("usualstore");
         }
+        config.options(session_options(config.get_options(), self.lock_timeout));
         tracing::debug!(target = %self.target(database), "connecting to PostgreSQL");
         match self.connector.connect(&config).await {
             Ok((client, task)) => Ok(Session { client, task }),
@@ -163,6 +153,23 @@ impl Server {
         };
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
         format!("{host}:{port}/{database}")
+    }
+}
+
+/// Start-up options: the caller's, then ours, which therefore win (later `-c` settings override
+/// earlier ones, and start-up options override per-role and per-database defaults).
+fn session_options(existing: Option<&str>, lock_timeout: Duration) -> String {
+    let search_path = SEARCH_PATH.replace(' ', "");
+    let ours = format!(
+        "-c search_path={search_path} -c lock_timeout={}ms",
+        lock_timeout.as_millis().max(1)
+    );
+    match existing
+        .map(str::trim)
+        .filter(|options| !options.is_empty())
+    {
+        Some(existing) => format!("{existing} {ours}"),
+        None => ours,
     }
 }
 
@@ -275,5 +282,22 @@ impl Deref for Session {
 impl DerefMut for Session {
     fn deref_mut(&mut self) -> &mut Client {
         &mut self.client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_pin_the_search_path_and_bound_lock_waits() {
+        assert_eq!(
+            session_options(None, Duration::from_secs(30)),
+            "-c search_path=pg_catalog,pg_temp -c lock_timeout=30000ms"
+        );
+        assert_eq!(
+            session_options(Some(" -c work_mem=64MB "), Duration::from_millis(250)),
+            "-c work_mem=64MB -c search_path=pg_catalog,pg_temp -c lock_timeout=250ms"
+        );
     }
 }

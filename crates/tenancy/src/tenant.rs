@@ -19,6 +19,7 @@ use crate::roles::{
 };
 use crate::server::{Server, Session};
 use crate::user::drop_users_of;
+use crate::waits::{AdvisoryKey, LockTarget, explain};
 
 /// First key of the per-tenant session advisory lock (second key: `hashtext(database)`):
 /// create, update and delete of one tenant never run at the same time, even from several
@@ -62,6 +63,9 @@ pub struct TenantStatus {
     /// match the model; `drift` lists every difference otherwise.
     pub privileges_in_sync: bool,
     pub drift: Vec<String>,
+    /// What differs from the model but is beyond the operator's rights to repair (a
+    /// non-superuser cannot restrict built-in functions); shown as warnings, not as drift.
+    pub warnings: Vec<String>,
     pub status: Option<TenantState>,
 }
 
@@ -97,7 +101,10 @@ pub async fn create_tenant(
 ) -> Result<TenantStatus, TenantError> {
     spec.validate()?;
     let mut maintenance = server.connect_maintenance().await?;
-    let result = create_with(server, &mut maintenance, spec).await;
+    let result = match create_with(server, &mut maintenance, spec).await {
+        Ok(done) => Ok(done),
+        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
+    };
     maintenance.close().await;
     result
 }
@@ -109,7 +116,10 @@ pub async fn update_tenant(
 ) -> Result<TenantStatus, TenantError> {
     spec.validate()?;
     let mut maintenance = server.connect_maintenance().await?;
-    let result = update_with(server, &mut maintenance, spec).await;
+    let result = match update_with(server, &mut maintenance, spec).await {
+        Ok(done) => Ok(done),
+        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
+    };
     maintenance.close().await;
     result
 }
@@ -119,7 +129,10 @@ pub async fn update_tenant(
 pub async fn delete_tenant(server: &Server, database: &str) -> Result<(), TenantError> {
     validate_database_name(database)?;
     let mut maintenance = server.connect_maintenance().await?;
-    let result = delete_with(server, &mut maintenance, database).await;
+    let result = match delete_with(server, &mut maintenance, database).await {
+        Ok(done) => Ok(done),
+        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
+    };
     maintenance.close().await;
     result
 }
@@ -130,11 +143,17 @@ async fn lock_tenant(client: &Client, database: &str) -> Result<(), TenantError>
     tracing::debug!(database, "waiting for the tenant lock");
     client
         .execute_typed(
-            "SELECT pg_advisory_lock($1, hashtext($2))",
+            "SELECT pg_catalog.pg_advisory_lock($1, pg_catalog.hashtext($2))",
             &[(&TENANT_LOCK_CLASS, Type::INT4), (&database, Type::TEXT)],
         )
         .await
-        .context(format!("waiting for the lock on tenant {database:?}"))?;
+        .context(format!("waiting for the lock on tenant {database:?}"))
+        .map_err(|error| {
+            error.waiting_for(LockTarget::Advisory(AdvisoryKey::Named {
+                class: TENANT_LOCK_CLASS,
+                name: database.to_owned(),
+            }))
+        })?;
     Ok(())
 }
 
@@ -196,7 +215,9 @@ async fn read_with(
             inspected?
         }
     };
-    drift.extend(assess(database, &names, &objects).describe());
+    let assessment = assess(database, &names, &objects);
+    drift.extend(assessment.describe(row.operator_is_superuser));
+    let warnings = assessment.unrepairable(row.operator_is_superuser);
 
     let role_name = |kind: RoleKind| our_role(&states, kind).map(|row| row.name.clone());
     Ok(Some(TenantStatus {
@@ -211,6 +232,7 @@ async fn read_with(
         customer_role: role_name(RoleKind::Customer),
         privileges_in_sync: drift.is_empty(),
         drift,
+        warnings,
         status: comment.status,
     }))
 }

@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
 use crate::catalog::{RoleRow, fetch_database, fetch_roles};
+use crate::emails::{read_email, write_email};
 use crate::error::{DbResultExt, TenantError};
 use crate::metadata::{DatabaseComment, TenantState, UserComment, role_comment_matches};
 use crate::names::{RoleKind, RoleNames, validate_database_name, validate_identifier};
@@ -20,6 +21,7 @@ use crate::roles::{lock_role, operator_is_superuser};
 use crate::scram;
 use crate::server::Server;
 use crate::sql::{quote_ident, quote_literal};
+use crate::waits::explain;
 
 /// Shortest password we accept from a configuration.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -103,7 +105,7 @@ impl fmt::Debug for UserSpec {
 impl UserSpec {
     pub fn validate(&self) -> Result<(), TenantError> {
         validate_database_name(&self.database)?;
-        validate_username(&self.database, &self.username)?;
+        validate_username(&self.username)?;
         validate_password(&self.password)?;
         if let Some(email) = &self.email {
             validate_email(email)?;
@@ -112,17 +114,32 @@ impl UserSpec {
     }
 }
 
-/// Identifier rules, and none of the tenant's own group role names.
-pub fn validate_username(database: &str, username: &str) -> Result<(), TenantError> {
+/// Identifier rules, no `pg_` prefix (PostgreSQL reserves it for its own roles), and no suffix of
+/// a tenant's group roles: a login named `<x>_owner` would take the owner role's name of tenant
+/// `x`, which could then never be created.
+pub fn validate_username(username: &str) -> Result<(), TenantError> {
     validate_identifier(username)?;
-    let groups = RoleNames::for_database(database);
-    if let Some((kind, _)) = groups.iter().find(|(_, name)| *name == username) {
-        return Err(TenantError::InvalidUserSetting {
+    let refuse = |reason: String| {
+        Err(TenantError::InvalidUserSetting {
             field: "username",
-            reason: format!(
-                "{username:?} is the name of the tenant's {kind} group role; choose another username"
-            ),
-        });
+            reason,
+        })
+    };
+    if username.starts_with("pg_") {
+        return refuse(format!(
+            "names starting with \"pg_\" are reserved by PostgreSQL, got {username:?}"
+        ));
+    }
+    if let Some(kind) = RoleKind::ALL
+        .into_iter()
+        .find(|kind| username.ends_with(&format!("_{kind}")))
+    {
+        return refuse(format!(
+            "{username:?} ends with \"_{kind}\", the suffix of every tenant's {kind} group role, so \
+             it would take the name of a tenant's group; choose a username that does not end with \
+             {}",
+            RoleKind::ALL.map(|kind| format!("_{kind}")).join(", ")
+        ));
     }
     Ok(())
 }
@@ -204,7 +221,14 @@ pub async fn read_user(
     validate_database_name(database)?;
     validate_identifier(username)?;
     let maintenance = server.read_session().await?;
-    let result = read_with(&maintenance, database, username, password).await;
+    let result = read_with(
+        &maintenance,
+        database,
+        username,
+        password,
+        Email::Stored(server),
+    )
+    .await;
     maintenance.release().await;
     result
 }
@@ -215,7 +239,10 @@ pub async fn read_user(
 pub async fn create_user(server: &Server, spec: &UserSpec) -> Result<UserStatus, TenantError> {
     spec.validate()?;
     let mut maintenance = server.connect_maintenance().await?;
-    let result = converge(&mut maintenance, spec, Mode::Create).await;
+    let result = match converge(server, &mut maintenance, spec, Mode::Create).await {
+        Ok(status) => Ok(status),
+        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
+    };
     maintenance.close().await;
     result
 }
@@ -234,7 +261,10 @@ pub async fn update_user(
     } else {
         Mode::Update
     };
-    let result = converge(&mut maintenance, spec, mode).await;
+    let result = match converge(server, &mut maintenance, spec, mode).await {
+        Ok(status) => Ok(status),
+        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
+    };
     maintenance.close().await;
     result
 }
@@ -249,7 +279,18 @@ pub async fn delete_user(
     validate_database_name(database)?;
     validate_identifier(username)?;
     let mut maintenance = server.connect_maintenance().await?;
-    let result = delete_with(server, &mut maintenance, database, username).await;
+    let result = match delete_with(
+        server,
+        &mut maintenance,
+        database,
+        username,
+        TenantDatabase::Kept,
+    )
+    .await
+    {
+        Ok(()) => Ok(()),
+        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
+    };
     maintenance.close().await;
     result
 }
@@ -269,11 +310,21 @@ async fn fetch_role(client: &Client, username: &str) -> Result<Option<RoleRow>, 
     Ok(fetch_roles(client, &[username]).await?.into_iter().next())
 }
 
+/// Where a read finds the user's e-mail address.
+#[derive(Clone, Copy)]
+enum Email<'a> {
+    /// In the tenant's database, asked through this server when the role says one is kept.
+    Stored(&'a Server),
+    /// Known to the caller, which has just written it.
+    Known(Option<&'a str>),
+}
+
 async fn read_with(
     client: &Client,
     database: &str,
     username: &str,
     password: Option<&str>,
+    email: Email<'_>,
 ) -> Result<Option<UserStatus>, TenantError> {
     let Some(row) = fetch_role(client, username).await? else {
         return Ok(None);
@@ -316,6 +367,18 @@ async fn read_with(
     if comment.status != Some(TenantState::Ready) {
         drift.push(format!("the create of {username:?} did not finish"));
     }
+    let email = match (&comment.legacy_email, email) {
+        (Some(legacy), _) => {
+            drift.push(format!(
+                "the e-mail of {username:?} is in its role comment, which every login on the \
+                 server can read; the next apply moves it into the tenant's database"
+            ));
+            Some(legacy.clone())
+        }
+        (None, Email::Known(known)) => known.map(str::to_owned),
+        (None, Email::Stored(_)) if !comment.has_email => None,
+        (None, Email::Stored(server)) => read_email(server, database, username).await?,
+    };
     let password_matches = match password {
         Some(password) => password_matches(client, username, password).await?,
         None => None,
@@ -324,7 +387,7 @@ async fn read_with(
         database: database.to_owned(),
         username: username.to_owned(),
         role,
-        email: comment.email,
+        email,
         connection_limit: row.connection_limit,
         password_matches,
         drift,
@@ -374,11 +437,18 @@ async fn password_matches(
         .await;
     match stored {
         Ok(Some(row)) => {
-            let stored: Option<String> = row.get(0);
-            Ok(match stored {
-                None => Some(false),
-                Some(stored) => scram::matches(&stored, password, username),
-            })
+            let Some(stored) = row.get::<_, Option<String>>(0) else {
+                return Ok(Some(false));
+            };
+            // Key stretching is CPU work by design: off the async workers.
+            let (password, username) = (password.to_owned(), username.to_owned());
+            let checked =
+                tokio::task::spawn_blocking(move || scram::matches(&stored, &password, &username))
+                    .await;
+            Ok(checked.unwrap_or_else(|error| {
+                tracing::warn!(%error, "the password check did not finish");
+                None
+            }))
         }
         Ok(None) => Ok(Some(false)),
         Err(error)
@@ -392,7 +462,12 @@ async fn password_matches(
 }
 
 /// The tenant must exist, be ours, and have the group the user joins.
-async fn check_tenant(client: &Client, spec: &UserSpec) -> Result<String, TenantError> {
+/// The tenant must exist, be ours, and have the group the user joins. Returns that group's name
+/// and what the user's role comment says now (the role itself is read again under its lock).
+async fn check_tenant(
+    client: &Client,
+    spec: &UserSpec,
+) -> Result<(String, Option<UserComment>), TenantError> {
     let database = &spec.database;
     let Some(row) = fetch_database(client, database).await? else {
         return Err(TenantError::NotFound {
@@ -406,27 +481,43 @@ async fn check_tenant(client: &Client, spec: &UserSpec) -> Result<String, Tenant
     }
     let kind = spec.role.group();
     let group = RoleNames::for_database(database).get(kind).to_owned();
-    let ours = fetch_role(client, &group)
-        .await?
-        .is_some_and(|row| role_comment_matches(row.comment.as_deref(), database, kind));
+    let roles = fetch_roles(client, &[group.as_str(), spec.username.as_str()]).await?;
+    let ours = roles.iter().any(|row| {
+        row.name == group && role_comment_matches(row.comment.as_deref(), database, kind)
+    });
     if !ours {
         return Err(TenantError::TenantIncomplete {
             database: database.clone(),
             role: kind.to_string(),
         });
     }
-    Ok(group)
+    let user = roles
+        .iter()
+        .find(|row| row.name == spec.username)
+        .and_then(|row| is_our_user(row, database));
+    Ok((group, user))
 }
 
 async fn converge(
+    server: &Server,
     client: &mut Client,
     spec: &UserSpec,
     mode: Mode,
 ) -> Result<UserStatus, TenantError> {
-    let group = check_tenant(client, spec).await?;
+    let (group, current) = check_tenant(client, spec).await?;
     let username = spec.username.as_str();
     let database = spec.database.as_str();
     let user = quote_ident(username);
+
+    // The address goes into the tenant before the role says it is there; a crash in between
+    // leaves a row the next apply overwrites. Without one, a row only needs removing when the
+    // role said there was one.
+    let had_email = current
+        .as_ref()
+        .is_some_and(|comment| comment.has_email || comment.legacy_email.is_some());
+    if spec.email.is_some() || had_email {
+        write_email(server, database, username, spec.email.as_deref()).await?;
+    }
 
     let transaction = client
         .transaction()
@@ -449,7 +540,7 @@ async fn converge(
                     password = quote_literal(&scram::verifier(&spec.password)),
                     comment = quote_literal(&UserComment::render(
                         database,
-                        spec.email.as_deref(),
+                        spec.email.is_some(),
                         TenantState::Provisioning
                     )),
                 ))
@@ -541,7 +632,7 @@ async fn converge(
             "COMMENT ON ROLE {user} IS {}",
             quote_literal(&UserComment::render(
                 database,
-                spec.email.as_deref(),
+                spec.email.is_some(),
                 TenantState::Ready
             ))
         ))
@@ -550,12 +641,18 @@ async fn converge(
     // Read back inside the transaction, so the commit is the last step: a create that fails or
     // is killed before it leaves nothing (or a provisioning user the next apply completes), and
     // after it only the response to Terraform is left.
-    let status = read_with(transaction.client(), database, username, None)
-        .await?
-        .ok_or_else(|| TenantError::UserConflict {
-            username: username.to_owned(),
-            database: database.to_owned(),
-        })?;
+    let status = read_with(
+        transaction.client(),
+        database,
+        username,
+        None,
+        Email::Known(spec.email.as_deref()),
+    )
+    .await?
+    .ok_or_else(|| TenantError::UserConflict {
+        username: username.to_owned(),
+        database: database.to_owned(),
+    })?;
     transaction
         .commit()
         .await
@@ -571,10 +668,10 @@ async fn databases_with_dependencies(
 ) -> Result<Vec<Option<String>>, TenantError> {
     let rows = client
         .query_typed(
-            "SELECT DISTINCT d.datname::text FROM pg_shdepend s \
-             LEFT JOIN pg_database d ON d.oid = s.dbid \
-             WHERE s.refclassid = 'pg_authid'::regclass \
-               AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1) \
+            "SELECT DISTINCT d.datname::text FROM pg_catalog.pg_shdepend s \
+             LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid \
+             WHERE s.refclassid = 'pg_catalog.pg_authid'::regclass \
+               AND s.refobjid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = $1) \
                AND s.deptype IN ('o', 'a', 'i')",
             &[(&username, Type::TEXT)],
         )
@@ -583,21 +680,34 @@ async fn databases_with_dependencies(
     Ok(rows.into_iter().map(|row| row.get(0)).collect())
 }
 
+/// Where a deleted user's e-mail address goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TenantDatabase {
+    /// Still there: its record of the address is removed too.
+    Kept,
+    /// Dropped with the tenant, and the address with it.
+    Dropped,
+}
+
 async fn delete_with(
     server: &Server,
     client: &mut Client,
     database: &str,
     username: &str,
+    tenant: TenantDatabase,
 ) -> Result<(), TenantError> {
     let Some(row) = fetch_role(client, username).await? else {
         return Ok(());
     };
-    if is_our_user(&row, database).is_none() {
+    let Some(comment) = is_our_user(&row, database) else {
         tracing::warn!(
             role = username,
             "leaving role alone: it is not a usualstore user of this tenant"
         );
         return Ok(());
+    };
+    if comment.has_email && tenant == TenantDatabase::Kept {
+        write_email(server, database, username, None).await?;
     }
 
     let dependencies = databases_with_dependencies(client, username).await?;
@@ -632,7 +742,8 @@ async fn delete_with(
     // Open sessions do not block DROP ROLE, but they would keep working until they end.
     if let Err(error) = client
         .execute_typed(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            "SELECT pg_catalog.pg_terminate_backend(a.pid) FROM pg_catalog.pg_stat_activity a \
+             WHERE a.usename = $1",
             &[(&username, Type::TEXT)],
         )
         .await
@@ -670,8 +781,9 @@ pub(crate) async fn drop_users_of(
 ) -> Result<(), TenantError> {
     let rows = client
         .query_typed(
-            "SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid') FROM pg_roles r \
-             WHERE shobj_description(r.oid, 'pg_authid') LIKE '%\"usualstore\"%'",
+            "SELECT r.rolname::text, pg_catalog.shobj_description(r.oid, 'pg_authid') \
+             FROM pg_catalog.pg_roles r \
+             WHERE pg_catalog.shobj_description(r.oid, 'pg_authid') LIKE '%\"usualstore\"%'",
             &[],
         )
         .await
@@ -682,7 +794,7 @@ pub(crate) async fn drop_users_of(
         let ours = UserComment::parse(comment.as_deref()).is_some_and(|c| c.database == database);
         if ours {
             tracing::info!(role = %username, database, "dropping login user of the deleted tenant");
-            delete_with(server, client, database, &username).await?;
+            delete_with(server, client, database, &username, TenantDatabase::Dropped).await?;
         }
     }
     Ok(())

@@ -234,15 +234,24 @@ async fn foreign_roles_and_group_names_are_never_adopted() {
     delete_user(&server, &a, &foreign).await.expect("delete");
     assert!(role_exists(&foreign).await);
 
-    // Another tenant's group role, and another tenant's user.
-    spec.username = format!("{b}_admin");
-    let error = create_user(&server, &spec)
-        .await
-        .expect_err("group adopted");
-    assert!(
-        matches!(error, TenantError::UserConflict { .. }),
-        "{error:?}"
-    );
+    // Another tenant's group role (or a future tenant's: the name alone is refused), and another
+    // tenant's user.
+    for name in [format!("{b}_admin"), "not_yet_a_tenant_owner".to_owned()] {
+        spec.username = name;
+        let error = create_user(&server, &spec)
+            .await
+            .expect_err("a group role's name accepted");
+        assert!(
+            matches!(
+                error,
+                TenantError::InvalidUserSetting {
+                    field: "username",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
     let b_user = user(&b, "buser", UserRole::Customer);
     create_user(&server, &b_user).await.expect("create b user");
     spec.username = b_user.username.clone();

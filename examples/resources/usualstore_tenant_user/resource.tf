@@ -5,9 +5,9 @@ resource "usualstore_tenant" "building_shop" {
 }
 
 # The login the shop's API container uses: full read/write on the store tables.
-resource "usualstore_tenant_user" "building_admin" {
+resource "usualstore_tenant_user" "building_ops" {
   tenant   = usualstore_tenant.building_shop.database_name
-  username = "building_admin"
+  username = "building_ops"
   role     = "admin" # admin | developer | customer
   email    = "ops@building-shop.example"
   # No password: the provider generates 32 characters once and keeps them in state.
@@ -29,6 +29,6 @@ variable "reports_password" {
 }
 
 output "api_dsn" {
-  value     = usualstore_tenant_user.building_admin.dsn
+  value     = usualstore_tenant_user.building_ops.dsn
   sensitive = true
 }

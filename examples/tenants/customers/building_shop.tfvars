@@ -12,7 +12,7 @@ tenants = {
     deletion_protection = true
 
     admins = [
-      { username = "building_admin", email = "ops@building-shop.example" },
+      { username = "building_ops", email = "ops@building-shop.example" },
     ]
 
     developers = [

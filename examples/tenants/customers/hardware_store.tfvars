@@ -12,7 +12,7 @@ tenants = {
     deletion_protection = true
 
     admins = [
-      { username = "hardware_admin", email = "admin@hardware-store.example" },
+      { username = "hardware_ops", email = "admin@hardware-store.example" },
     ]
 
     developers = []

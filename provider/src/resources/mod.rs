@@ -1,6 +1,7 @@
 //! Managed resources. Each resource is one file; the gRPC layer decodes values, finds the resource by type name
 //! and calls it, so a resource deals in cty values and diagnostics only.
 
+pub mod server;
 pub mod tenant;
 pub mod tenant_user;
 
@@ -15,6 +16,21 @@ pub struct PlanRequest<'a> {
     pub prior: &'a Value,
     pub proposed: &'a Value,
     pub config: &'a Value,
+}
+
+/// What a refresh found, with warnings to show beside it.
+pub struct Refreshed {
+    pub state: Value,
+    pub warnings: Diagnostics,
+}
+
+impl From<Value> for Refreshed {
+    fn from(state: Value) -> Self {
+        Refreshed {
+            state,
+            warnings: Diagnostics::default(),
+        }
+    }
 }
 
 pub struct Planned {
@@ -35,7 +51,7 @@ pub trait Resource: Send + Sync {
     fn validate(&self, config: &Value) -> Diagnostics;
 
     /// Refreshes `state` from the database. Null means the object is gone and leaves the state.
-    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Value, Diagnostics>;
+    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Refreshed, Diagnostics>;
 
     /// Must be deterministic: Terraform plans again during apply and compares. `ctx` is None when the provider
     /// configuration is not yet known.
@@ -59,6 +75,7 @@ pub trait Resource: Send + Sync {
 
 pub fn all() -> Vec<Box<dyn Resource>> {
     vec![
+        Box::new(server::ServerResource::new()),
         Box::new(tenant::TenantResource::new()),
         Box::new(tenant_user::TenantUserResource::new()),
     ]

@@ -7,7 +7,7 @@ use usualstore_cty::{ObjectBuilder, ObjectReader, Type, Value};
 use usualstore_tenancy::{Plan, RoleNames, TenantError, TenantSpec, TenantState, TenantStatus};
 
 use super::{
-    PlanRequest, Planned, Resource, attribute_diag, known_string, state_bool, state_i64,
+    PlanRequest, Planned, Refreshed, Resource, attribute_diag, known_string, state_bool, state_i64,
     state_string,
 };
 use crate::config::ProviderContext;
@@ -315,7 +315,7 @@ impl Resource for TenantResource {
         }
     }
 
-    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Value, Diagnostics> {
+    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Refreshed, Diagnostics> {
         let database = state_string(state, "database_name")
             .or_else(|| state_string(state, "id"))
             .ok_or_else(|| {
@@ -329,9 +329,12 @@ impl Resource for TenantResource {
         match usualstore_tenancy::read_tenant(&ctx.server, &database).await {
             Ok(None) => {
                 tracing::info!(database = %database, "tenant database is gone; removing it from state");
-                Ok(Value::Null)
+                Ok(Value::Null.into())
             }
-            Ok(Some(status)) => Ok(observed_state(&status, deletion_protection)),
+            Ok(Some(status)) => Ok(Refreshed {
+                state: observed_state(&status, deletion_protection),
+                warnings: unrepairable_warnings(&status),
+            }),
             Err(e) => Err(tenancy_diagnostic("read", &database, e)),
         }
     }
@@ -355,6 +358,9 @@ impl Resource for TenantResource {
 
         let desired = desired(request.config)?;
         let mut warnings = Diagnostics::default();
+        if let Some(ctx) = ctx.filter(|ctx| ctx.public_can_connect) {
+            warnings.push(public_can_connect(ctx.server.maintenance_database()));
+        }
         let mut requires_replace = Vec::new();
         let mut prior_schema_version = None;
         if request.prior.is_null() {
@@ -459,6 +465,37 @@ impl Resource for TenantResource {
 /// A tenant whose create was interrupted reads as provisioning until an apply completes it.
 fn is_ready(status: &TenantStatus) -> bool {
     status.status == Some(TenantState::Ready)
+}
+
+/// Differences a non-superuser operator has no right to repair, shown instead of endless drift.
+fn unrepairable_warnings(status: &TenantStatus) -> Diagnostics {
+    if status.warnings.is_empty() {
+        return Diagnostics::default();
+    }
+    Diagnostic::warning(
+        format!(
+            "Tenant {:?}: built-in functions only a superuser can restrict",
+            status.database_name
+        ),
+        format!(
+            "{}. The provider's role is not a superuser, so these stay as they are; have a superuser run \
+             REVOKE EXECUTE ON FUNCTION <function> FROM PUBLIC in the tenant's database for each.",
+            status.warnings.join("; ")
+        ),
+    )
+    .into()
+}
+
+fn public_can_connect(maintenance_database: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "Tenant logins can connect outside their tenant",
+        format!(
+            "PUBLIC may connect to the maintenance database {maintenance_database:?}, so every tenant's login \
+             can too: it sees other tenants' connections and catalogs there, and on servers where PUBLIC may \
+             create objects it can lay traps for the provider. Declare a usualstore_server resource for this \
+             provider (one per server) and apply it; this warning goes once it is applied."
+        ),
+    )
 }
 
 fn deletion_protected(prior: &Value) -> Diagnostic {

@@ -9,7 +9,8 @@ use usualstore_cty::{ObjectBuilder, ObjectReader, Type, Value};
 use usualstore_tenancy::{TenantError, UserRole, UserSpec, UserStatus};
 
 use super::{
-    PlanRequest, Planned, Resource, attribute_diag, known_string, state_bool, state_string,
+    PlanRequest, Planned, Refreshed, Resource, attribute_diag, known_string, state_bool,
+    state_string,
 };
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -44,7 +45,7 @@ impl TenantUserResource {
                     "username",
                     Type::String,
                     Required,
-                    "Login name: a lowercase letter or underscore, then lowercase letters, digits and underscores, at most 53 bytes; not one of the tenant's group role names, and not a role usualstore did not create. Changing it creates a new user.",
+                    "Login name: a lowercase letter or underscore, then lowercase letters, digits and underscores, at most 53 bytes; not starting with `pg_` and not ending with `_owner`, `_admin`, `_developer` or `_customer` (the suffixes of every tenant's group roles, which such a name could take from a tenant created later); not a role usualstore did not create. Changing it creates a new user.",
                 ),
                 Attribute::new(
                     "role",
@@ -63,7 +64,7 @@ impl TenantUserResource {
                     "email",
                     Type::String,
                     Optional,
-                    "Contact address of the person behind the login, kept in the role's comment.",
+                    "Contact address of the person behind the login. Kept inside the tenant's own database (readable by its owner and admin group only), never in the server-wide catalogs every login can read.",
                 ),
                 Attribute::new(
                     "connection_limit",
@@ -170,18 +171,8 @@ fn desired(value: &Value) -> Result<Desired, Diagnostics> {
             usualstore_tenancy::validate_database_name(t).map_err(Into::into),
         )
     });
-    let username = match (&tenant, required(&reader, d, "username")) {
-        (Some(t), Some(u)) => {
-            check(d, "username", usualstore_tenancy::validate_username(t, &u)).then_some(u)
-        }
-        (None, Some(u)) => check(
-            d,
-            "username",
-            usualstore_tenancy::validate_identifier(&u).map_err(Into::into),
-        )
-        .then_some(u),
-        (_, None) => None,
-    };
+    let username = required(&reader, d, "username")
+        .filter(|u| check(d, "username", usualstore_tenancy::validate_username(u)));
     let role = required(&reader, d, "role").and_then(|text| match UserRole::from_str(&text) {
         Ok(role) => Some(role),
         Err(e) => {
@@ -288,6 +279,7 @@ fn connection_strings(
         password,
         dbname: tenant,
         sslmode: settings.sslmode.as_str(),
+        sslrootcert: settings.dsn_sslrootcert.as_deref(),
     };
     (dsn::key_value(&info), dsn::url(&info))
 }
@@ -404,7 +396,7 @@ impl Resource for TenantUserResource {
         }
     }
 
-    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Value, Diagnostics> {
+    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Refreshed, Diagnostics> {
         let (tenant, username) = identity(state).ok_or_else(|| {
             Diagnostics::from(Diagnostic::error(
                 "Tenant user state has no tenant or username",
@@ -417,9 +409,9 @@ impl Resource for TenantUserResource {
         {
             Ok(None) => {
                 tracing::info!(tenant = %tenant, user = %username, "login user is gone; removing it from state");
-                Ok(Value::Null)
+                Ok(Value::Null.into())
             }
-            Ok(Some(status)) => Ok(observed_state(state, &status)),
+            Ok(Some(status)) => Ok(observed_state(state, &status).into()),
             Err(e) => Err(user_diagnostic("read", &tenant, &username, e)),
         }
     }
@@ -530,7 +522,7 @@ impl Resource for TenantUserResource {
 
     async fn import(&self, _ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics> {
         let invalid = |detail: String| -> Diagnostics {
-            Diagnostic::error("Invalid import ID", format!("The import ID is <tenant>/<username>, e.g. building_shop/building_admin: {detail}")).into()
+            Diagnostic::error("Invalid import ID", format!("The import ID is <tenant>/<username>, e.g. building_shop/building_ops: {detail}")).into()
         };
         let (tenant, username) = id
             .split_once('/')

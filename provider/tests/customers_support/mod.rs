@@ -159,6 +159,11 @@ impl Operator {
                 root.join("terraformrc").display().to_string(),
             ),
             ("TERRAFORM", terraform.bin.display().to_string()),
+            // add-customer.sh asks the provider binary under test for its rules.
+            (
+                "USUALSTORE_PROVIDER",
+                env!("CARGO_BIN_EXE_terraform-provider-usualstore").to_owned(),
+            ),
             ("CHECKPOINT_DISABLE", "1".to_owned()),
             ("TF_IN_AUTOMATION", "1".to_owned()),
         ] {

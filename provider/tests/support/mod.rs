@@ -13,3 +13,14 @@ pub mod workdir;
 pub use process::Output;
 pub use terraform::{Terraform, with_terraform};
 pub use workdir::{Plan, Workdir};
+
+/// For tests that stand in for a newer provider through `USUALSTORE_TEST_EXTRA_MIGRATIONS`, which
+/// only builds with the `test-hooks` feature honour (`make test` turns it on).
+pub fn require_test_hooks() {
+    if !cfg!(feature = "test-hooks") {
+        panic!(
+            "this test needs `--features terraform-provider-usualstore/test-hooks` (make test \
+             turns it on): a normal build ignores USUALSTORE_TEST_EXTRA_MIGRATIONS"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 
 /// The schema version whose tables this build reads and writes. Raise it when code starts to
 /// depend on a newer migration.
-pub const NEEDED_SCHEMA_VERSION: i32 = 1;
+pub const NEEDED_SCHEMA_VERSION: i32 = 2;
 
 /// Readiness answers quickly even when the database hangs.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -53,16 +53,20 @@ pub async fn authenticate(
         let client = state.pool.get().await?;
         let lookup = client
             .prepare_cached(&format!(
-                "SELECT {USER_COLUMNS}, password_hash FROM public.users \
+                "SELECT {USER_COLUMNS}, (SELECT c.password_hash FROM public.user_credentials c \
+                 WHERE c.user_id = users.id) AS password_hash FROM public.users \
                  WHERE lower(email) = lower($1)"
             ))
             .await?;
         client.query_opt(&lookup, &[&email]).await?
     };
+    // A user without credentials cannot sign in; it is checked against the dummy hash like an
+    // unknown email, so the answer takes as long.
     let stored = row
         .as_ref()
-        .map(|row| row.try_get::<_, String>("password_hash"))
-        .transpose()?;
+        .map(|row| row.try_get::<_, Option<String>>("password_hash"))
+        .transpose()?
+        .flatten();
     if !auth::verify_password_blocking(credentials.password, stored).await {
         tracing::info!("authentication refused");
         return Err(ApiError::unauthorized(

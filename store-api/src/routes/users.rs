@@ -85,11 +85,15 @@ pub async fn insert_user(pool: &deadpool_postgres::Pool, new: NewUser) -> ApiRes
     let role = parse_role(&new.role)?;
     let hash = auth::hash_password_blocking(new.password).await?;
     let client = pool.get().await?;
+    // One statement: the user and its credentials exist together or not at all.
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO public.users (first_name, last_name, email, password_hash, role) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+                "WITH u AS (INSERT INTO public.users (first_name, last_name, email, role) \
+                 VALUES ($1, $2, $3, $5) RETURNING {USER_COLUMNS}), \
+                 c AS (INSERT INTO public.user_credentials (user_id, password_hash) \
+                 SELECT id, $4 FROM u) \
+                 SELECT {USER_COLUMNS} FROM u"
             ),
             &[&first_name, &last_name, &email, &hash, &role.as_str()],
         )
@@ -163,10 +167,12 @@ pub async fn update(
     let transaction = client.transaction().await?;
     let statement = transaction
         .prepare_cached(&format!(
-            "UPDATE public.users SET first_name = coalesce($2, first_name), \
+            "WITH c AS (INSERT INTO public.user_credentials (user_id, password_hash) \
+             SELECT id, $5::text FROM public.users WHERE id = $1 AND $5::text IS NOT NULL \
+             ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash) \
+             UPDATE public.users SET first_name = coalesce($2, first_name), \
              last_name = coalesce($3, last_name), email = coalesce($4, email), \
-             password_hash = coalesce($5, password_hash), role = coalesce($6, role) \
-             WHERE id = $1 RETURNING {USER_COLUMNS}"
+             role = coalesce($6, role) WHERE id = $1 RETURNING {USER_COLUMNS}"
         ))
         .await?;
     let row = transaction

@@ -134,8 +134,10 @@ impl Tenant {
         self.superuser()
             .await
             .query_one(
-                "INSERT INTO public.users (first_name, last_name, email, password_hash, role) \
-                 VALUES ('Test', $1, $2, $3, $4) RETURNING id",
+                "WITH u AS (INSERT INTO public.users (first_name, last_name, email, role) \
+                 VALUES ('Test', $1, $2, $4) RETURNING id), \
+                 c AS (INSERT INTO public.user_credentials (user_id, password_hash) \
+                 SELECT id, $3 FROM u) SELECT id FROM u",
                 &[&role, &email, &password_hash(), &role],
             )
             .await

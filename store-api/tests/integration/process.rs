@@ -53,7 +53,9 @@ fn bad_settings_stop_it_with_one_line_naming_the_setting() {
     ]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("sslmode verify-full is not supported"),
+        stderr.contains(
+            "DATABASE_DSN is invalid: sslmode verify-full checks the server's certificate"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");

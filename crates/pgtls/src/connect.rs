@@ -1,0 +1,281 @@
+//! Opening connections: the socket, the watcher that refuses cleartext passwords, TLS by sslmode,
+//! and tokio-postgres' start-up over all of it.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::task::JoinHandle;
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::guard::Guard;
+use crate::{SslMode, TlsError, TlsSettings, verify};
+
+/// The task driving a connection; it ends when the connection closes.
+pub type Connection = JoinHandle<()>;
+
+/// Makes connections as `settings` say. Cheap to clone; build it once (it reads the root
+/// certificates) and connect as often as needed.
+#[derive(Clone)]
+pub struct Connector {
+    mode: SslMode,
+    tls: Option<MakeRustlsConnect>,
+    allow_cleartext: bool,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("mode", &self.mode)
+            .field("allow_cleartext", &self.allow_cleartext)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    pub fn new(settings: &TlsSettings) -> Result<Connector, TlsError> {
+        Ok(Connector {
+            mode: settings.mode,
+            tls: verify::client_config(settings)?.map(MakeRustlsConnect::new),
+            allow_cleartext: settings.cleartext_password_allowed(),
+        })
+    }
+
+    pub fn mode(&self) -> SslMode {
+        self.mode
+    }
+
+    /// Connects with `config` (its own sslmode is overridden by this connector's) and spawns
+    /// the connection's task on the current runtime.
+    ///
+    /// Hosts are tried in order, like libpq; each attempt is bounded by the config's
+    /// `connect_timeout`.
+    pub async fn connect(
+        &self,
+        config: &Config,
+    ) -> Result<(Client, Connection), tokio_postgres::Error> {
+        let mut config = config.clone();
+        config.ssl_mode(self.mode.negotiation());
+        let hosts = config.get_hosts().to_vec();
+        let ports = config.get_ports().to_vec();
+        let timeout = config.get_connect_timeout().copied();
+        let mut last_error = None;
+        for (index, host) in hosts.iter().enumerate() {
+            let port = ports
+                .get(index)
+                .or_else(|| ports.first())
+                .copied()
+                .unwrap_or(5432);
+            match self.connect_one(&config, host, port, timeout).await {
+                Ok(connected) => return Ok(connected),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        match last_error {
+            Some(error) => Err(error),
+            None => Err(io_error(io::Error::other("the configuration names no host")).await),
+        }
+    }
+
+    async fn connect_one(
+        &self,
+        config: &Config,
+        host: &Host,
+        port: u16,
+        timeout: Option<Duration>,
+    ) -> Result<(Client, Connection), tokio_postgres::Error> {
+        let opening = open_socket(host, port);
+        let socket = match timeout {
+            Some(limit) => tokio::time::timeout(limit, opening)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no connection within {} s", limit.as_secs_f64()),
+                    ))
+                }),
+            None => opening.await,
+        };
+        let socket = match socket {
+            Ok(socket) => socket,
+            Err(error) => return Err(io_error(error).await),
+        };
+        let stream = Guard::at_start(socket, self.allow_cleartext);
+        let (client, task) = match &self.tls {
+            None => {
+                let (client, connection) = config.connect_raw(stream, NoTls).await?;
+                (client, spawn(connection))
+            }
+            Some(make) => {
+                let hostname = match host {
+                    Host::Tcp(name) => name.as_str(),
+                    Host::Unix(_) => "localhost",
+                };
+                let Ok(inner) =
+                    MakeTlsConnect::<Guard<Socket>>::make_tls_connect(&mut make.clone(), hostname);
+                let tls = GuardedTls {
+                    inner,
+                    allow_cleartext: self.allow_cleartext,
+                };
+                let (client, connection) = config.connect_raw(stream, tls).await?;
+                (client, spawn(connection))
+            }
+        };
+        Ok((client, task))
+    }
+}
+
+fn spawn<F>(connection: F) -> Connection
+where
+    F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "PostgreSQL connection ended with an error");
+        }
+    })
+}
+
+/// tokio-postgres makes its I/O errors privately, and deadpool's connect hook must return one:
+/// a start-up over a stream that fails with `error` yields exactly that, cause kept.
+async fn io_error(error: io::Error) -> tokio_postgres::Error {
+    let mut config = Config::new();
+    config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    match config.connect_raw(FailingStream(Some(error)), NoTls).await {
+        Err(error) => error,
+        Ok(_) => unreachable!("a stream that fails every write cannot start a session"),
+    }
+}
+
+/// A stream whose first use fails with the error it holds.
+struct FailingStream(Option<io::Error>);
+
+impl FailingStream {
+    fn fail(&mut self) -> io::Error {
+        self.0
+            .take()
+            .unwrap_or_else(|| io::Error::other("the connection failed"))
+    }
+}
+
+impl AsyncRead for FailingStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(self.get_mut().fail()))
+    }
+}
+
+impl AsyncWrite for FailingStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(self.get_mut().fail()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(self.get_mut().fail()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A TCP or Unix-domain socket.
+enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+async fn open_socket(host: &Host, port: u16) -> io::Result<Socket> {
+    match host {
+        Host::Tcp(name) => {
+            let stream = TcpStream::connect((name.as_str(), port)).await?;
+            // Queries are small; waiting to fill a segment only adds latency.
+            stream.set_nodelay(true)?;
+            Ok(Socket::Tcp(stream))
+        }
+        Host::Unix(dir) => {
+            let path = dir.join(format!(".s.PGSQL.{port}"));
+            Ok(Socket::Unix(UnixStream::connect(path).await?))
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Socket::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
+            Socket::Unix(stream) => Pin::new(stream).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Socket::Unix(stream) => Pin::new(stream).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Socket::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
+        }
+    }
+}
+
+/// TLS whose session is watched from its first byte, like a plain connection is.
+struct GuardedTls<T> {
+    inner: T,
+    allow_cleartext: bool,
+}
+
+impl<S, T> TlsConnect<S> for GuardedTls<T>
+where
+    T: TlsConnect<S>,
+    T::Future: Send + 'static,
+    T::Stream: Unpin,
+{
+    type Stream = Guard<T::Stream>;
+    type Error = T::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Guard<T::Stream>, T::Error>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        let allow = self.allow_cleartext;
+        let connecting = self.inner.connect(stream);
+        Box::pin(async move {
+            let stream = connecting.await?;
+            Ok(Guard::inside_tls(stream, allow))
+        })
+    }
+}
