@@ -221,6 +221,34 @@ impl Cluster {
         Ok((name.to_owned(), password))
     }
 
+    /// Turns TLS on with the given PEM certificate (chain) and private key, in addition to plain
+    /// connections (`hostssl` is not required, so `sslmode=disable` still connects). The files
+    /// are written into the data directory, readable only by the server's user, and the server
+    /// reloads its configuration. Blocking, like [`Cluster::create_managed_admin`].
+    pub fn enable_tls(&self, certificate_pem: &str, key_pem: &str) -> Result<(), TestPgError> {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, content) in [("server.crt", certificate_pem), ("server.key", key_pem)] {
+            let path = self.data_dir().join(name);
+            std::fs::write(&path, content)
+                .map_err(|source| TestPgError::io(format!("writing {}", path.display()), source))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| TestPgError::io(format!("restricting {}", path.display()), source),
+            )?;
+            self.server.run_as().hand_over(&path)?;
+        }
+        // ALTER SYSTEM refuses to run in a transaction block, which several statements sent as
+        // one would be.
+        for sql in [
+            "ALTER SYSTEM SET ssl_cert_file = 'server.crt'",
+            "ALTER SYSTEM SET ssl_key_file = 'server.key'",
+            "ALTER SYSTEM SET ssl = on",
+            "SELECT pg_reload_conf()",
+        ] {
+            self.execute_blocking("postgres", sql.to_owned())?;
+        }
+        Ok(())
+    }
+
     /// Stops the server (fast shutdown: clients are disconnected). Stopping a stopped cluster is
     /// fine. Meant for owned clusters in fault tests: stopping [`shared`](crate::shared) breaks
     /// every other test in the process.

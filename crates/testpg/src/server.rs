@@ -71,6 +71,10 @@ impl Server {
         &self.bin_dir
     }
 
+    pub(crate) fn run_as(&self) -> &RunAs {
+        &self.run_as
+    }
+
     pub(crate) fn base_dir(&self) -> &Path {
         &self.base_dir
     }
