@@ -30,6 +30,8 @@ select line from (
     select format('routine %s owner=%s acl=%s', oid::regprocedure,
                   pg_temp.norm(pg_get_userbyid(proowner)), pg_temp.acl(proacl))
     from pg_proc where pronamespace = 'public'::regnamespace
+       or (pronamespace = 'pg_catalog'::regnamespace
+           and proname in ('lo_create', 'lo_creat', 'lo_from_bytea', 'lo_import'))
     union all
     select format('default-privileges for=%s schema=%s type=%s acl=%s',
                   pg_temp.norm(pg_get_userbyid(defaclrole)),

@@ -11,9 +11,12 @@
 #   - CREATE DATABASE … OWNER <db>_owner TEMPLATE template0 CONNECTION LIMIT 10 (plan starter);
 #   - database comment "provisioning";
 #   - in the tenant database: schema public given to the owner role, then as the owner role
-#     (SET ROLE): the migrations table + migration 0001 + its record in one transaction, then in one
-#     transaction PUBLIC's CONNECT/TEMP and schema USAGE revoked, CONNECT and USAGE granted to the 3
-#     groups, table/sequence grants per group, EXECUTE revoked from PUBLIC, ALTER DEFAULT PRIVILEGES;
+#     (SET ROLE): the migrations table + every migration + their records in one transaction, then in
+#     one transaction PUBLIC's CONNECT/TEMP and schema USAGE revoked, CONNECT and USAGE granted to the
+#     3 groups, table/sequence grants per group and table class (the store's data; users read-only
+#     below admin; login secrets and the provider's e-mail table for admins only), EXECUTE revoked
+#     from PUBLIC, ALTER DEFAULT PRIVILEGES; before that, as the superuser, PUBLIC's EXECUTE on the
+#     built-ins that create large objects;
 #   - database comment "ready";
 #   - 3 login users (admin, developer, customer), each in one transaction: CREATE ROLE … LOGIN with a
 #     password, comment "provisioning", GRANT of its group, comment "ready".
@@ -137,6 +140,11 @@ emit_tenant() {
         printf 'SET ROLE %s;\n' "$(q_ident "$owner")"
         emit_migrations
     fi
+    cat <<SQL
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer), pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_import(text), pg_catalog.lo_import(text, oid) FROM PUBLIC;
+SET ROLE $(q_ident "$owner");
+SQL
 
     printf '%s\n' '\echo @phase privileges'
     cat <<SQL
@@ -149,8 +157,13 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO $(q_ident
 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO $(q_ident "$developer");
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO $(q_ident "$customer");
 REVOKE INSERT, UPDATE, DELETE ON public.usualstore_schema_migrations FROM $(q_ident "$admin"), $(q_ident "$developer");
+REVOKE INSERT, UPDATE, DELETE ON public.users FROM $(q_ident "$developer");
+REVOKE ALL ON public.user_credentials, public.tokens, public.sessions, public.usualstore_login_users FROM $(q_ident "$developer"), $(q_ident "$customer");
+REVOKE INSERT, UPDATE, DELETE ON public.usualstore_login_users FROM $(q_ident "$admin");
 GRANT SELECT, USAGE ON ALL SEQUENCES IN SCHEMA public TO $(q_ident "$admin"), $(q_ident "$developer");
 GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO $(q_ident "$customer");
+REVOKE USAGE ON SEQUENCE public.users_id_seq FROM $(q_ident "$developer");
+REVOKE ALL ON SEQUENCE public.tokens_id_seq FROM $(q_ident "$developer"), $(q_ident "$customer");
 REVOKE ALL ON ALL ROUTINES IN SCHEMA public FROM PUBLIC CASCADE;
 ALTER DEFAULT PRIVILEGES FOR ROLE $(q_ident "$owner") IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO $(q_ident "$admin");
 ALTER DEFAULT PRIVILEGES FOR ROLE $(q_ident "$owner") IN SCHEMA public GRANT SELECT, INSERT, UPDATE ON TABLES TO $(q_ident "$developer");

@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::process::ExitCode;
 use std::str::FromStr as _;
 
-use usualstore_tenancy::{Plan, UserRole};
+use usualstore_tenancy::{ServicePlan, UserRole};
 
 pub const USAGE: &str = "usage: terraform-provider-usualstore check ATTRIBUTE VALUE\n\
     \n\
@@ -62,7 +62,9 @@ fn check(attribute: &str, value: &str) -> Result<(), Refusal> {
             usualstore_tenancy::validate_database_name(value).map_err(|e| invalid(&e))
         }
         "tenant_name" => usualstore_tenancy::validate_tenant_name(value).map_err(|e| invalid(&e)),
-        "plan" => Plan::from_str(value).map(drop).map_err(|e| invalid(&e)),
+        "plan" => ServicePlan::from_str(value)
+            .map(drop)
+            .map_err(|e| invalid(&e)),
         "role" => UserRole::from_str(value).map(drop).map_err(|e| invalid(&e)),
         "username" => usualstore_tenancy::validate_username(value).map_err(|e| invalid(&reason(e))),
         "email" => usualstore_tenancy::validate_email(value).map_err(|e| invalid(&reason(e))),

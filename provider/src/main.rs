@@ -6,6 +6,7 @@ mod connect;
 mod diagnostics;
 mod dsn;
 mod logging;
+mod model;
 mod plugin;
 mod proto;
 mod provider;

@@ -1,9 +1,11 @@
 //! Schemas as we declare them: one description gives both the protocol schema Terraform reads and the cty object
-//! type our codec needs, so the two can never disagree.
+//! type our codec needs, so the two can never disagree. Plan modifiers (requires-replace, a default, keeping the
+//! prior value of a computed attribute) are declared here too and applied by [`plan_attributes`], so resources
+//! do not re-implement them in code.
 
 use std::collections::BTreeMap;
 
-use usualstore_cty::Type;
+use usualstore_cty::{Type, Value};
 
 use crate::proto::tfplugin6;
 
@@ -16,6 +18,17 @@ pub enum Presence {
     Computed,
 }
 
+/// How planning treats an attribute beyond its presence.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanModifiers {
+    /// A change replaces the resource.
+    pub requires_replace: bool,
+    /// The planned value when the configuration leaves an optional attribute null.
+    pub default: Option<Value>,
+    /// A computed attribute keeps its prior value instead of becoming unknown.
+    pub use_state_for_unknown: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Attribute {
     pub name: &'static str,
@@ -23,6 +36,7 @@ pub struct Attribute {
     pub presence: Presence,
     pub sensitive: bool,
     pub description: &'static str,
+    pub plan: PlanModifiers,
 }
 
 impl Attribute {
@@ -38,6 +52,7 @@ impl Attribute {
             presence,
             sensitive: false,
             description,
+            plan: PlanModifiers::default(),
         }
     }
 
@@ -45,6 +60,125 @@ impl Attribute {
         self.sensitive = true;
         self
     }
+
+    pub fn is_computed(&self) -> bool {
+        matches!(
+            self.presence,
+            Presence::Computed | Presence::OptionalComputed
+        )
+    }
+}
+
+/// An attribute declared before it has its name and type, which a model's field supplies (see
+/// `resource_model!`).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Declared {
+    presence: Presence,
+    description: &'static str,
+    sensitive: bool,
+    plan: PlanModifiers,
+}
+
+fn declared(presence: Presence, description: &'static str) -> Declared {
+    Declared {
+        presence,
+        description,
+        sensitive: false,
+        plan: PlanModifiers::default(),
+    }
+}
+
+pub fn required(description: &'static str) -> Declared {
+    declared(Presence::Required, description)
+}
+
+pub fn optional(description: &'static str) -> Declared {
+    declared(Presence::Optional, description)
+}
+
+/// Optional in configuration; the provider fills it when the configuration leaves it null.
+pub fn optional_computed(description: &'static str) -> Declared {
+    declared(Presence::OptionalComputed, description)
+}
+
+pub fn computed(description: &'static str) -> Declared {
+    declared(Presence::Computed, description)
+}
+
+impl Declared {
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+
+    pub fn requires_replace(mut self) -> Self {
+        self.plan.requires_replace = true;
+        self
+    }
+
+    pub fn default_value(mut self, value: impl Into<Value>) -> Self {
+        self.plan.default = Some(value.into());
+        self
+    }
+
+    pub fn use_state_for_unknown(mut self) -> Self {
+        self.plan.use_state_for_unknown = true;
+        self
+    }
+
+    pub fn named(self, name: &'static str, ty: Type) -> Attribute {
+        Attribute {
+            name,
+            ty,
+            presence: self.presence,
+            sensitive: self.sensitive,
+            description: self.description,
+            plan: self.plan,
+        }
+    }
+}
+
+/// The declared part of planning: from Terraform's proposed new state, computed attributes the
+/// configuration leaves null get their default, their prior value (`use_state_for_unknown`), or,
+/// when the resource is created and the resource put no value in `proposed`, unknown; attributes
+/// that require replacement and change are listed. What a resource derives itself (computed values that follow from others) it sets
+/// afterwards on its model.
+pub fn plan_attributes(
+    attributes: &[Attribute],
+    prior: &Value,
+    proposed: &Value,
+    config: &Value,
+) -> (Value, Vec<&'static str>) {
+    let creating = prior.is_null();
+    let mut planned = BTreeMap::new();
+    let mut requires_replace = Vec::new();
+    for attribute in attributes {
+        let from = |value: &Value| value.get(attribute.name).cloned().unwrap_or(Value::Null);
+        let (configured, before) = (from(config), from(prior));
+        let mut value = from(proposed);
+        if attribute.is_computed() && configured.is_null() {
+            value = if let Some(default) = &attribute.plan.default {
+                default.clone()
+            } else if attribute.plan.use_state_for_unknown && !creating && !before.is_null() {
+                before.clone()
+            } else if creating && value.is_null() {
+                Value::Unknown
+            } else {
+                value
+            };
+        }
+        if attribute.plan.requires_replace && !creating && !same(&value, &before) {
+            requires_replace.push(attribute.name);
+        }
+        planned.insert(attribute.name.to_owned(), value);
+    }
+    (Value::Object(planned), requires_replace)
+}
+
+/// Equal for planning: unknown differs from everything.
+fn same(a: &Value, b: &Value) -> bool {
+    a.is_known() && b.is_known() && a == b
 }
 
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use store_api::auth::{TOKEN_LOOKUP, hash_password, new_token, token_hash};
 use store_api::routes::orders::{INSERT_ORDER, customer_by_id, take_stock};
 use store_api::routes::widgets::SELECT_ONE;
 use usualstore_tenancy::{
-    Plan, RoleNames, Server, TenantSpec, create_tenant, quote_ident, quote_literal,
+    RoleNames, Server, ServicePlan, TenantSpec, create_tenant, quote_ident, quote_literal,
 };
 
 /// Every seeded widget costs this much, so an order of one is always this amount.
@@ -58,7 +58,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         &TenantSpec {
             database_name: database.clone(),
             tenant_name: tenant_name.to_owned(),
-            plan: Plan::Enterprise,
+            plan: ServicePlan::Enterprise,
         },
     )
     .await?;

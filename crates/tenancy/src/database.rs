@@ -137,7 +137,7 @@ pub(crate) async fn set_comment(
     client: &Client,
     database: &str,
     tenant_name: &str,
-    plan: crate::Plan,
+    plan: crate::ServicePlan,
     status: TenantState,
 ) -> Result<(), TenantError> {
     let comment = DatabaseComment::render(tenant_name, plan, status);

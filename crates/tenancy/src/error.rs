@@ -67,8 +67,11 @@ pub enum TenantError {
     )]
     TenantIncomplete { database: String, role: String },
 
-    #[error("{field}: {reason}")]
-    InvalidUserSetting { field: &'static str, reason: String },
+    #[error("{setting}: {reason}")]
+    InvalidUserSetting {
+        setting: UserSetting,
+        reason: String,
+    },
 
     #[error("{what} failed: {fix}")]
     NotPermitted { what: String, fix: String },
@@ -95,7 +98,39 @@ pub enum TenantError {
     },
 }
 
+/// A login user's setting that a value was refused for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSetting {
+    Username,
+    Password,
+    Email,
+    ConnectionLimit,
+}
+
+impl std::fmt::Display for UserSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UserSetting::Username => "username",
+            UserSetting::Password => "password",
+            UserSetting::Email => "email",
+            UserSetting::ConnectionLimit => "connection limit",
+        })
+    }
+}
+
 impl TenantError {
+    /// Whether the tenant's database name is what is wrong: a name that is taken, not ours, or
+    /// malformed.
+    pub fn is_about_the_name(&self) -> bool {
+        matches!(
+            self,
+            TenantError::NotManaged { .. }
+                | TenantError::AlreadyExists { .. }
+                | TenantError::InvalidName(_)
+                | TenantError::RoleConflict { .. }
+        )
+    }
+
     /// The SQLSTATE, for callers that branch on specific server errors.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {

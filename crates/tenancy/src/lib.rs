@@ -20,16 +20,16 @@ mod lockdown;
 mod metadata;
 mod model;
 mod names;
-mod plan;
 mod roles;
 mod scram;
 mod server;
+mod service_plan;
 mod sql;
 mod tenant;
 mod user;
 mod waits;
 
-pub use error::TenantError;
+pub use error::{TenantError, UserSetting};
 pub use lockdown::{
     LockdownStatus, Opening, apply_lockdown, public_may_connect, read_lockdown, remove_lockdown,
 };
@@ -38,11 +38,11 @@ pub use names::{
     MAX_DATABASE_NAME_LEN, MAX_TENANT_NAME_CHARS, NameError, RoleKind, RoleNames,
     validate_database_name, validate_identifier, validate_tenant_name,
 };
-pub use plan::{Plan, PlanParseError};
 pub use server::{
     DEFAULT_LOCK_TIMEOUT, PendingCloses, ReadSession, SEARCH_PATH, Server, Session,
     with_deferred_closes,
 };
+pub use service_plan::{ServicePlan, ServicePlanParseError};
 pub use sql::{quote_ident, quote_literal};
 pub use tenant::{
     TenantSpec, TenantStatus, create_tenant, delete_tenant, read_tenant, update_tenant,

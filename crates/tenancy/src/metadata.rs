@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::names::RoleKind;
-use crate::plan::Plan;
+use crate::service_plan::ServicePlan;
 
 /// Version of the marker format; bump only with a migration path for older comments.
 const MARKER_VERSION: u32 = 1;
@@ -39,7 +39,7 @@ impl TenantState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DatabaseComment {
     pub tenant_name: Option<String>,
-    pub plan: Option<Plan>,
+    pub plan: Option<ServicePlan>,
     pub status: Option<TenantState>,
 }
 
@@ -65,7 +65,7 @@ impl DatabaseComment {
         })
     }
 
-    pub fn render(tenant_name: &str, plan: Plan, status: TenantState) -> String {
+    pub fn render(tenant_name: &str, plan: ServicePlan, status: TenantState) -> String {
         let json = DatabaseCommentJson {
             usualstore: MARKER_VERSION,
             tenant_name: Some(tenant_name.to_owned()),
@@ -170,7 +170,7 @@ mod tests {
     fn database_comment_round_trip() {
         let text = DatabaseComment::render(
             "Building \"Shop\" Inc.",
-            Plan::Professional,
+            ServicePlan::Professional,
             TenantState::Ready,
         );
         assert_eq!(
@@ -181,7 +181,7 @@ mod tests {
             DatabaseComment::parse(Some(&text)),
             Some(DatabaseComment {
                 tenant_name: Some("Building \"Shop\" Inc.".into()),
-                plan: Some(Plan::Professional),
+                plan: Some(ServicePlan::Professional),
                 status: Some(TenantState::Ready),
             })
         );

@@ -12,12 +12,12 @@ use crate::error::{DbResultExt, TenantError};
 use crate::metadata::TenantState;
 use crate::model::assess;
 use crate::names::{RoleKind, RoleNames, validate_database_name, validate_tenant_name};
-use crate::plan::Plan;
 use crate::roles::{
     RoleState, describe_role_drift, drop_our_roles, ensure_operator_membership, ensure_roles,
     our_role, role_states,
 };
 use crate::server::{Server, Session};
+use crate::service_plan::ServicePlan;
 use crate::user::drop_users_of;
 use crate::waits::{AdvisoryKey, LockTarget, explain};
 
@@ -31,7 +31,7 @@ const TENANT_LOCK_CLASS: i32 = 0x7573_0002;
 pub struct TenantSpec {
     pub database_name: String,
     pub tenant_name: String,
-    pub plan: Plan,
+    pub plan: ServicePlan,
 }
 
 impl TenantSpec {
@@ -49,7 +49,7 @@ pub struct TenantStatus {
     /// From the database comment; `None` if the comment lost it.
     pub tenant_name: Option<String>,
     /// From the database comment; `None` if missing or not a known plan.
-    pub plan: Option<Plan>,
+    pub plan: Option<ServicePlan>,
     /// The database's `CONNECTION LIMIT` as it is now (compare with `plan`).
     pub connection_limit: i32,
     /// Highest applied store schema migration (0: none).

@@ -14,7 +14,7 @@ use tokio_postgres::types::Type;
 
 use crate::catalog::{RoleRow, fetch_database, fetch_roles};
 use crate::emails::{read_email, write_email};
-use crate::error::{DbResultExt, TenantError};
+use crate::error::{DbResultExt, TenantError, UserSetting};
 use crate::metadata::{DatabaseComment, TenantState, UserComment, role_comment_matches};
 use crate::names::{RoleKind, RoleNames, validate_database_name, validate_identifier};
 use crate::roles::{lock_role, operator_is_superuser};
@@ -121,7 +121,7 @@ pub fn validate_username(username: &str) -> Result<(), TenantError> {
     validate_identifier(username)?;
     let refuse = |reason: String| {
         Err(TenantError::InvalidUserSetting {
-            field: "username",
+            setting: UserSetting::Username,
             reason,
         })
     };
@@ -153,7 +153,7 @@ pub fn validate_password(password: &str) -> Result<(), TenantError> {
         return Ok(());
     };
     Err(TenantError::InvalidUserSetting {
-        field: "password",
+        setting: UserSetting::Password,
         reason,
     })
 }
@@ -168,7 +168,7 @@ pub fn validate_email(email: &str) -> Result<(), TenantError> {
         Ok(())
     } else {
         Err(TenantError::InvalidUserSetting {
-            field: "email",
+            setting: UserSetting::Email,
             reason: format!(
                 "must look like name@example.com (one @, no spaces, at most {MAX_EMAIL_CHARS} characters), got {email:?}"
             ),
@@ -181,7 +181,7 @@ pub fn validate_connection_limit(limit: i32) -> Result<(), TenantError> {
         Ok(())
     } else {
         Err(TenantError::InvalidUserSetting {
-            field: "connection_limit",
+            setting: UserSetting::ConnectionLimit,
             reason: format!("must be -1 (no limit) or zero or more, got {limit}"),
         })
     }

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use usualstore_tenancy::{
-    Plan, RoleNames, TenantStatus, create_tenant, delete_tenant, read_tenant, update_tenant,
+    RoleNames, ServicePlan, TenantStatus, create_tenant, delete_tenant, read_tenant, update_tenant,
 };
 use usualstore_testpg::unique_name;
 
@@ -40,7 +40,7 @@ fn scenarios(database: &str, stranger: &str) -> Vec<Scenario> {
             )],
             check: Box::new(|status| {
                 assert_eq!(status.tenant_name.as_deref(), Some("Hacked"));
-                assert_eq!(status.plan, Some(Plan::Free));
+                assert_eq!(status.plan, Some(ServicePlan::Free));
                 assert!(status.privileges_in_sync);
             }),
         },
@@ -198,7 +198,7 @@ fn scenarios(database: &str, stranger: &str) -> Vec<Scenario> {
 }
 
 async fn drift_is_reported_and_repaired(server: usualstore_tenancy::Server) {
-    let spec = spec("drift", Plan::Starter);
+    let spec = spec("drift", ServicePlan::Starter);
     let database = spec.database_name.clone();
     create_tenant(&server, &spec).await.expect("create");
     add_probe_tables(&database).await;
@@ -257,7 +257,7 @@ async fn drift_is_reported_and_repaired(server: usualstore_tenancy::Server) {
 }
 
 fn spec_named(prefix: &str) -> usualstore_tenancy::TenantSpec {
-    spec(prefix, Plan::Free)
+    spec(prefix, ServicePlan::Free)
 }
 
 #[tokio::test]

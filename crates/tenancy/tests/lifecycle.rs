@@ -5,15 +5,15 @@ mod common;
 use common::*;
 use tokio::task::JoinSet;
 use usualstore_tenancy::{
-    Plan, RoleNames, Server, TenantError, TenantSpec, TenantState, create_tenant, delete_tenant,
-    quote_ident, quote_literal, read_tenant, update_tenant,
+    RoleNames, Server, ServicePlan, TenantError, TenantSpec, TenantState, create_tenant,
+    delete_tenant, quote_ident, quote_literal, read_tenant, update_tenant,
 };
 use usualstore_testpg::{shared, unique_name};
 
 #[tokio::test]
 async fn create_then_read_reports_the_whole_tenant() {
     let server = superuser_server();
-    let spec = spec("life", Plan::Professional);
+    let spec = spec("life", ServicePlan::Professional);
     let created = create_tenant(&server, &spec).await.expect("create");
     let read = read_tenant(&server, &spec.database_name)
         .await
@@ -24,7 +24,7 @@ async fn create_then_read_reports_the_whole_tenant() {
     let roles = RoleNames::for_database(&spec.database_name);
     assert_eq!(read.database_name, spec.database_name);
     assert_eq!(read.tenant_name.as_deref(), Some(spec.tenant_name.as_str()));
-    assert_eq!(read.plan, Some(Plan::Professional));
+    assert_eq!(read.plan, Some(ServicePlan::Professional));
     assert_eq!(read.connection_limit, 25);
     assert_eq!(read.schema_version, usualstore_schema::latest_version());
     assert_eq!(read.owner_role.as_deref(), Some(roles.owner.as_str()));
@@ -103,8 +103,8 @@ async fn create_then_read_reports_the_whole_tenant() {
 #[tokio::test]
 async fn privilege_matrix_and_isolation() {
     let server = superuser_server();
-    let a = spec("mata", Plan::Starter);
-    let b = spec("matb", Plan::Free);
+    let a = spec("mata", ServicePlan::Starter);
+    let b = spec("matb", ServicePlan::Free);
     create_tenant(&server, &a).await.expect("create a");
     create_tenant(&server, &b).await.expect("create b");
 
@@ -137,14 +137,14 @@ async fn privilege_matrix_and_isolation() {
 #[tokio::test]
 async fn update_changes_plan_and_name_in_place() {
     let server = superuser_server();
-    let mut spec = spec("upd", Plan::Free);
+    let mut spec = spec("upd", ServicePlan::Free);
     create_tenant(&server, &spec).await.expect("create");
     add_probe_tables(&spec.database_name).await;
 
-    spec.plan = Plan::Enterprise;
+    spec.plan = ServicePlan::Enterprise;
     spec.tenant_name = "Renamed Shop GmbH".to_owned();
     let updated = update_tenant(&server, &spec).await.expect("update");
-    assert_eq!(updated.plan, Some(Plan::Enterprise));
+    assert_eq!(updated.plan, Some(ServicePlan::Enterprise));
     assert_eq!(updated.connection_limit, 50);
     assert_eq!(updated.tenant_name.as_deref(), Some("Renamed Shop GmbH"));
     assert!(updated.privileges_in_sync, "{:#?}", updated.drift);
@@ -170,7 +170,7 @@ async fn update_changes_plan_and_name_in_place() {
 #[tokio::test]
 async fn delete_removes_everything_and_is_idempotent() {
     let server = superuser_server();
-    let spec = spec("del", Plan::Starter);
+    let spec = spec("del", ServicePlan::Starter);
     create_tenant(&server, &spec).await.expect("create");
     // A member with an open session and a login user in a group must not block the delete.
     let user = format!("{}_admin_u", spec.database_name);
@@ -206,7 +206,7 @@ async fn delete_removes_everything_and_is_idempotent() {
 #[tokio::test]
 async fn delete_with_database_gone_drops_leftover_roles() {
     let server = superuser_server();
-    let spec = spec("left", Plan::Starter);
+    let spec = spec("left", ServicePlan::Starter);
     create_tenant(&server, &spec).await.expect("create");
     superuser("postgres")
         .await
@@ -239,7 +239,7 @@ async fn foreign_database_is_never_touched() {
     let spec = TenantSpec {
         database_name: database.clone(),
         tenant_name: "Someone Else".to_owned(),
-        plan: Plan::Starter,
+        plan: ServicePlan::Starter,
     };
 
     let error = create_tenant(&server, &spec)
@@ -277,7 +277,7 @@ async fn foreign_database_is_never_touched() {
 #[tokio::test]
 async fn foreign_role_with_a_tenant_role_name_is_a_conflict() {
     let server = superuser_server();
-    let spec = spec("conf", Plan::Starter);
+    let spec = spec("conf", ServicePlan::Starter);
     let role = format!("{}_developer", spec.database_name);
     superuser("postgres")
         .await
@@ -345,7 +345,7 @@ async fn create_resumes_a_half_created_tenant() {
         Some(r#"{"usualstore":1,"tenant_name":"Half","plan":"free","status":"provisioning"}"#),
         None,
     ] {
-        let spec = spec("half", Plan::Starter);
+        let spec = spec("half", ServicePlan::Starter);
         half_created(&spec, comment).await;
         let before = read_tenant(&server, &spec.database_name)
             .await
@@ -356,7 +356,7 @@ async fn create_resumes_a_half_created_tenant() {
 
         let status = create_tenant(&server, &spec).await.expect("create resumes");
         assert_eq!(status.status, Some(TenantState::Ready));
-        assert_eq!(status.plan, Some(Plan::Starter));
+        assert_eq!(status.plan, Some(ServicePlan::Starter));
         assert_eq!(status.connection_limit, 10);
         assert_eq!(status.schema_version, usualstore_schema::latest_version());
         assert!(status.privileges_in_sync, "{:#?}", status.drift);
@@ -376,7 +376,7 @@ async fn create_resumes_a_half_created_tenant() {
 #[tokio::test]
 async fn ten_tenants_created_concurrently() {
     let server = superuser_server();
-    let specs: Vec<TenantSpec> = (0..10).map(|_| spec("par", Plan::Free)).collect();
+    let specs: Vec<TenantSpec> = (0..10).map(|_| spec("par", ServicePlan::Free)).collect();
     let mut tasks = JoinSet::new();
     for spec in specs.clone() {
         let server = server.clone();
@@ -413,7 +413,7 @@ async fn hostile_names_are_rejected_before_any_sql() {
         let spec = TenantSpec {
             database_name: name.to_owned(),
             tenant_name: "x".to_owned(),
-            plan: Plan::Free,
+            plan: ServicePlan::Free,
         };
         assert!(
             matches!(

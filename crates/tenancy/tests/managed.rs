@@ -6,15 +6,15 @@ mod common;
 use common::*;
 use tokio::task::JoinSet;
 use usualstore_tenancy::{
-    Plan, TenantError, TenantSpec, TenantState, create_tenant, delete_tenant, read_tenant,
+    ServicePlan, TenantError, TenantSpec, TenantState, create_tenant, delete_tenant, read_tenant,
     update_tenant,
 };
 
 #[tokio::test]
 async fn managed_operator_create_read_update_delete() {
     let (server, operator) = managed_server();
-    let mut a = spec("mgd", Plan::Starter);
-    let b = spec("mgdb", Plan::Free);
+    let mut a = spec("mgd", ServicePlan::Starter);
+    let b = spec("mgdb", ServicePlan::Free);
 
     let created = create_tenant(&server, &a)
         .await
@@ -81,7 +81,7 @@ async fn managed_operator_create_read_update_delete() {
     assert_eq!(drifted.customer_role, None);
     assert_eq!(drifted.connection_limit, 77);
 
-    a.plan = Plan::Professional;
+    a.plan = ServicePlan::Professional;
     a.tenant_name = "Managed Renamed".to_owned();
     let repaired = update_tenant(&server, &a)
         .await
@@ -118,7 +118,7 @@ async fn managed_operator_create_read_update_delete() {
 #[tokio::test]
 async fn managed_operator_refuses_a_foreign_database() {
     let (server, _) = managed_server();
-    let spec = spec("mgdf", Plan::Free);
+    let spec = spec("mgdf", ServicePlan::Free);
     usualstore_testpg::shared()
         .create_database(&spec.database_name)
         .await
@@ -134,7 +134,7 @@ async fn managed_operator_refuses_a_foreign_database() {
 #[tokio::test]
 async fn managed_operator_creates_ten_tenants_concurrently() {
     let (server, _) = managed_server();
-    let specs: Vec<TenantSpec> = (0..10).map(|_| spec("mpar", Plan::Free)).collect();
+    let specs: Vec<TenantSpec> = (0..10).map(|_| spec("mpar", ServicePlan::Free)).collect();
     let mut tasks = JoinSet::new();
     for spec in specs.clone() {
         let server = server.clone();
@@ -167,7 +167,7 @@ async fn failed_create_drops_only_the_roles_it_made() {
     config.user(&operator).password("nodb-pw");
     let server = usualstore_tenancy::Server::without_tls(config);
 
-    let spec = spec("undo", Plan::Free);
+    let spec = spec("undo", ServicePlan::Free);
     // One role already exists from an earlier attempt, marked as ours: it must survive.
     let kept = format!("{}_customer", spec.database_name);
     superuser("postgres")

@@ -3,7 +3,7 @@
 
 use tokio::task::JoinSet;
 use usualstore_tenancy::{
-    Plan, Server, TenantSpec, UserRole, UserSpec, create_tenant, create_user, read_tenant,
+    Server, ServicePlan, TenantSpec, UserRole, UserSpec, create_tenant, create_user, read_tenant,
     read_user,
 };
 use usualstore_testpg::{Cluster, unique_name};
@@ -35,7 +35,7 @@ async fn concurrent_reads_share_one_session_that_survives_a_restart() {
     let tenant = TenantSpec {
         database_name: unique_name("shr"),
         tenant_name: "Shared Reads Ltd.".to_owned(),
-        plan: Plan::Starter,
+        plan: ServicePlan::Starter,
     };
     create_tenant(&server, &tenant)
         .await

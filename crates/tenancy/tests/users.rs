@@ -6,8 +6,8 @@ mod common;
 use common::{DENIED, connect_as, managed_server, outcome, spec, superuser, superuser_server};
 use tokio::task::JoinSet;
 use usualstore_tenancy::{
-    Plan, Server, TenantError, UserRole, UserSpec, create_tenant, create_user, delete_tenant,
-    delete_user, quote_ident, read_user, update_user,
+    Server, ServicePlan, TenantError, UserRole, UserSpec, create_tenant, create_user,
+    delete_tenant, delete_user, quote_ident, read_user, update_user,
 };
 use usualstore_testpg::{shared, unique_name};
 
@@ -23,7 +23,7 @@ fn user(database: &str, prefix: &str, role: UserRole) -> UserSpec {
 }
 
 async fn tenant(server: &Server, prefix: &str) -> String {
-    let spec = spec(prefix, Plan::Starter);
+    let spec = spec(prefix, ServicePlan::Starter);
     create_tenant(server, &spec).await.expect("create tenant");
     spec.database_name
 }
@@ -245,7 +245,7 @@ async fn foreign_roles_and_group_names_are_never_adopted() {
             matches!(
                 error,
                 TenantError::InvalidUserSetting {
-                    field: "username",
+                    setting: usualstore_tenancy::UserSetting::Username,
                     ..
                 }
             ),
@@ -278,7 +278,7 @@ async fn foreign_roles_and_group_names_are_never_adopted() {
         matches!(
             error,
             TenantError::InvalidUserSetting {
-                field: "username",
+                setting: usualstore_tenancy::UserSetting::Username,
                 ..
             }
         ),

@@ -5,10 +5,11 @@ pub mod server;
 pub mod tenant;
 pub mod tenant_user;
 
-use usualstore_cty::{ObjectBuilder, Value};
+use usualstore_cty::Value;
 
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::model::Attr;
 use crate::schema::Schema;
 
 /// What PlanResourceChange hands a resource. `prior` is null when creating, `proposed` is null when destroying.
@@ -39,6 +40,17 @@ pub struct Planned {
     pub requires_replace: Vec<&'static str>,
     /// Warnings to show with an otherwise successful plan.
     pub warnings: Diagnostics,
+}
+
+impl Planned {
+    /// The plan of a destroy: nothing left.
+    pub fn destroy() -> Planned {
+        Planned {
+            state: Value::Null,
+            requires_replace: Vec::new(),
+            warnings: Diagnostics::default(),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -81,19 +93,6 @@ pub fn all() -> Vec<Box<dyn Resource>> {
     ]
 }
 
-/// A string attribute of a state we wrote ourselves; absent or malformed reads as None.
-pub(crate) fn state_string(state: &Value, name: &str) -> Option<String> {
-    state.get(name).and_then(Value::as_str).map(str::to_owned)
-}
-
-pub(crate) fn state_bool(state: &Value, name: &str) -> Option<bool> {
-    state.get(name).and_then(Value::as_bool)
-}
-
-pub(crate) fn state_i64(state: &Value, name: &str) -> Option<i64> {
-    state.get(name).and_then(Value::as_i64)
-}
-
 pub(crate) fn attribute_diag(attribute: &str, detail: impl std::fmt::Display) -> Diagnostic {
     Diagnostic::attribute_error(
         attribute,
@@ -102,13 +101,18 @@ pub(crate) fn attribute_diag(attribute: &str, detail: impl std::fmt::Display) ->
     )
 }
 
-pub(crate) fn known_string(
-    builder: ObjectBuilder,
+/// Checks a known string attribute with one of the tenancy rules, recording a diagnostic on the
+/// attribute when it fails. Null and unknown values pass: required attributes are Terraform's to
+/// enforce, and unknown ones are checked again once known.
+pub(crate) fn check_attribute<E: std::fmt::Display>(
+    diagnostics: &mut Diagnostics,
     name: &str,
-    value: Option<&str>,
-) -> ObjectBuilder {
-    match value {
-        Some(v) => builder.string(name, v),
-        None => builder.unknown(name),
+    value: &Attr<String>,
+    check: impl FnOnce(&str) -> Result<(), E>,
+) {
+    if let Attr::Known(text) = value
+        && let Err(error) = check(text)
+    {
+        diagnostics.push(attribute_diag(name, error));
     }
 }

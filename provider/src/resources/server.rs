@@ -3,15 +3,41 @@
 //! database's schemas, or create large objects there; the provider's own role keeps its CONNECT.
 //! With it applied, a tenant's login can connect to its own database and nowhere else.
 
-use usualstore_cty::{ObjectBuilder, Type, Value};
+use usualstore_cty::Value;
 use usualstore_tenancy::{LockdownStatus, TenantError};
 
-use super::{PlanRequest, Planned, Refreshed, Resource, state_string};
+use super::{PlanRequest, Planned, Refreshed, Resource};
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::schema::{Attribute, Presence, Schema};
+use crate::model::{Attr, resource_model};
+use crate::schema::{Schema, computed, plan_attributes};
 
 pub const TYPE_NAME: &str = "usualstore_server";
+
+resource_model! {
+    /// The attributes of `usualstore_server`.
+    pub struct ServerModel {
+        id: String => computed("The maintenance database's name; also the import ID."),
+        database: String => computed("The maintenance database the provider connects to.").requires_replace(),
+        openings: Vec<String> => computed(
+            "What PUBLIC may still do outside the tenants, one line each (for example `PUBLIC has CONNECT on \
+             database \"postgres\"`). Empty once applied; a refresh that finds something planned shows it here \
+             and the next apply closes it.",
+        ),
+        privileges_in_sync: bool => computed("`false` when a refresh found something in `openings`."),
+    }
+}
+
+impl ServerModel {
+    fn observed(status: &LockdownStatus) -> ServerModel {
+        ServerModel {
+            id: Attr::Known(status.maintenance_database.clone()),
+            database: Attr::Known(status.maintenance_database.clone()),
+            openings: Attr::Known(status.openings.iter().map(ToString::to_string).collect()),
+            privileges_in_sync: Attr::Known(status.in_sync()),
+        }
+    }
+}
 
 pub struct ServerResource {
     schema: Schema,
@@ -19,44 +45,20 @@ pub struct ServerResource {
 
 impl ServerResource {
     pub fn new() -> Self {
-        use Presence::Computed;
-        let schema = Schema {
-            version: 0,
-            description: "The PostgreSQL server the provider is configured for, made fit to host tenants: PUBLIC \
-                loses `CONNECT` and `TEMPORARY` on the maintenance database, `CONNECT` on `template1`, `CREATE` on \
-                every schema of the maintenance database and `EXECUTE` on the built-in functions that create large \
-                objects there. The provider's own role keeps `CONNECT` on the maintenance database. With it \
-                applied, a tenant's login can connect to its own tenant database and nowhere else. Declare one per \
-                provider configuration (per server). Destroying it gives PUBLIC back `CONNECT` (and `TEMPORARY`), \
-                PostgreSQL's defaults; schema `CREATE` and the large-object functions stay restricted.",
-            attributes: vec![
-                Attribute::new(
-                    "id",
-                    Type::String,
-                    Computed,
-                    "The maintenance database's name; also the import ID.",
-                ),
-                Attribute::new(
-                    "database",
-                    Type::String,
-                    Computed,
-                    "The maintenance database the provider connects to.",
-                ),
-                Attribute::new(
-                    "openings",
-                    Type::list(Type::String),
-                    Computed,
-                    "What PUBLIC may still do outside the tenants, one line each (for example `PUBLIC has CONNECT on database \"postgres\"`). Empty once applied; a refresh that finds something planned shows it here and the next apply closes it.",
-                ),
-                Attribute::new(
-                    "privileges_in_sync",
-                    Type::Bool,
-                    Computed,
-                    "`false` when a refresh found something in `openings`.",
-                ),
-            ],
-        };
-        Self { schema }
+        Self {
+            schema: Schema {
+                version: 0,
+                description: "The PostgreSQL server the provider is configured for, made fit to host tenants: \
+                    PUBLIC loses `CONNECT` and `TEMPORARY` on the maintenance database, `CONNECT` on `template1`, \
+                    `CREATE` on every schema of the maintenance database and `EXECUTE` on the built-in functions \
+                    that create large objects there. The provider's own role keeps `CONNECT` on the maintenance \
+                    database. With it applied, a tenant's login can connect to its own tenant database and nowhere \
+                    else. Declare one per provider configuration (per server). Destroying it gives PUBLIC back \
+                    `CONNECT` (and `TEMPORARY`), PostgreSQL's defaults; schema `CREATE` and the large-object \
+                    functions stay restricted.",
+                attributes: ServerModel::attributes(),
+            },
+        }
     }
 }
 
@@ -64,16 +66,6 @@ impl Default for ServerResource {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn state_of(status: &LockdownStatus) -> Value {
-    let openings: Vec<String> = status.openings.iter().map(ToString::to_string).collect();
-    ObjectBuilder::new()
-        .string("id", &status.maintenance_database)
-        .string("database", &status.maintenance_database)
-        .strings("openings", openings)
-        .bool("privileges_in_sync", status.in_sync())
-        .build()
 }
 
 fn server_diagnostic(action: &str, error: TenantError) -> Diagnostics {
@@ -102,7 +94,7 @@ impl Resource for ServerResource {
         let status = usualstore_tenancy::read_lockdown(&ctx.server)
             .await
             .map_err(|e| server_diagnostic("read", e))?;
-        Ok(state_of(&status).into())
+        Ok(ServerModel::observed(&status).to_value().into())
     }
 
     async fn plan(
@@ -111,30 +103,27 @@ impl Resource for ServerResource {
         request: PlanRequest<'_>,
     ) -> Result<Planned, Diagnostics> {
         if request.proposed.is_null() {
-            return Ok(Planned {
-                state: Value::Null,
-                requires_replace: Vec::new(),
-                warnings: Diagnostics::default(),
-            });
+            return Ok(Planned::destroy());
         }
-        let database = ctx.map(|ctx| ctx.server.maintenance_database().to_owned());
-        let mut requires_replace = Vec::new();
-        // Another maintenance database is another server's lockdown: a new resource.
-        if let (Some(prior), Some(now)) = (state_string(request.prior, "database"), &database)
-            && prior != *now
-        {
-            requires_replace.push("database");
-        }
-        let mut builder = ObjectBuilder::new();
-        builder = match &database {
-            Some(name) => builder.string("id", name).string("database", name),
-            None => builder.unknown("id").unknown("database"),
+        let mut proposed = ServerModel::from_value(request.proposed)?;
+        // Another maintenance database is another server's lockdown: the declaration makes it a new
+        // resource.
+        proposed.database = match ctx {
+            Some(ctx) => Attr::Known(ctx.server.maintenance_database().to_owned()),
+            None => Attr::Unknown,
         };
+        let (planned, requires_replace) = plan_attributes(
+            &self.schema.attributes,
+            request.prior,
+            &proposed.to_value(),
+            request.config,
+        );
+        let mut planned = ServerModel::from_value(&planned)?;
+        planned.id = planned.database.clone();
+        planned.openings = Attr::Known(Vec::new());
+        planned.privileges_in_sync = Attr::Known(true);
         Ok(Planned {
-            state: builder
-                .strings("openings", Vec::<String>::new())
-                .bool("privileges_in_sync", true)
-                .build(),
+            state: planned.to_value(),
             requires_replace,
             warnings: Diagnostics::default(),
         })
@@ -155,7 +144,7 @@ impl Resource for ServerResource {
         let status = usualstore_tenancy::apply_lockdown(&ctx.server)
             .await
             .map_err(|e| server_diagnostic("apply", e))?;
-        Ok(state_of(&status))
+        Ok(ServerModel::observed(&status).to_value())
     }
 
     async fn import(&self, ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics> {

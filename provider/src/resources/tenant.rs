@@ -3,18 +3,162 @@
 
 use std::str::FromStr;
 
-use usualstore_cty::{ObjectBuilder, ObjectReader, Type, Value};
-use usualstore_tenancy::{Plan, RoleNames, TenantError, TenantSpec, TenantState, TenantStatus};
-
-use super::{
-    PlanRequest, Planned, Refreshed, Resource, attribute_diag, known_string, state_bool, state_i64,
-    state_string,
+use usualstore_cty::Value;
+use usualstore_tenancy::{
+    RoleNames, ServicePlan, TenantError, TenantSpec, TenantState, TenantStatus,
 };
+
+use super::{PlanRequest, Planned, Refreshed, Resource, check_attribute};
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::schema::{Attribute, Presence, Schema};
+use crate::model::{Attr, resource_model};
+use crate::schema::{Schema, computed, optional_computed, plan_attributes, required};
 
 pub const TYPE_NAME: &str = "usualstore_tenant";
+
+resource_model! {
+    /// The attributes of `usualstore_tenant`.
+    pub struct TenantModel {
+        id: String => computed("The database name."),
+        database_name: String => required(
+            "Name of the tenant database. A lowercase letter or underscore, then lowercase letters, digits and \
+             underscores; at most 53 bytes so `<name>_developer` fits PostgreSQL's 63-byte limit; not `postgres`, \
+             `template0`, `template1` or anything starting with `pg_`. Changing it creates a new tenant.",
+        )
+        .requires_replace(),
+        tenant_name: String => required(
+            "The customer's display name, kept in the database comment (1 to 200 characters, no control \
+             characters). Updated in place.",
+        ),
+        plan: String => optional_computed(
+            "`free`, `starter` (default), `professional` or `enterprise`; sets the connection limit to 5, 10, 25 \
+             or 50. Updated in place.",
+        )
+        .default_value(ServicePlan::default().as_str()),
+        deletion_protection: bool => optional_computed(
+            "While `true` (the default), destroying the tenant fails and drops nothing.",
+        )
+        .default_value(true),
+        connection_limit: i64 => computed("Connection limit of the database, from the plan."),
+        schema_version: i64 => computed(
+            "Version of the store schema applied to the database. A newer provider with more migrations plans a \
+             change here and applies them.",
+        ),
+        owner_role: String => computed("Group role that owns the database and every schema object."),
+        admin_role: String => computed(
+            "Group role of admin logins: reads and writes the store's data and the application's login secrets.",
+        ),
+        developer_role: String => computed(
+            "Group role of developer logins: reads, inserts and updates the store's data; reads the users directory.",
+        ),
+        customer_role: String => computed(
+            "Group role of customer logins: reads the store's data and the users directory.",
+        ),
+        privileges_in_sync: bool => computed(
+            "`false` when a refresh found privileges, role flags or ownership that differ from the tenant model \
+             (for example `CONNECT` granted to PUBLIC); the next apply restores them.",
+        ),
+    }
+}
+
+impl TenantModel {
+    /// The user-set attributes checked with the tenancy rules, each diagnostic on its attribute.
+    /// Unknown values pass; they are checked again once known.
+    fn check(&self) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        check_attribute(
+            &mut diagnostics,
+            "database_name",
+            &self.database_name,
+            usualstore_tenancy::validate_database_name,
+        );
+        check_attribute(
+            &mut diagnostics,
+            "tenant_name",
+            &self.tenant_name,
+            usualstore_tenancy::validate_tenant_name,
+        );
+        check_attribute(&mut diagnostics, "plan", &self.plan, |plan| {
+            ServicePlan::from_str(plan).map(drop)
+        });
+        diagnostics
+    }
+
+    fn service_plan(&self) -> Option<ServicePlan> {
+        self.plan.known().and_then(|plan| plan.parse().ok())
+    }
+
+    /// Fills what follows from the user's values: the ID, the roles' names, the connection limit.
+    /// `schema_version` is the newest the provider knows, or a newer one the tenant already has.
+    fn derive(&mut self, prior_schema_version: Option<i64>) {
+        self.id = self.database_name.clone();
+        let roles = self
+            .database_name
+            .known()
+            .map(|name| RoleNames::for_database(name));
+        let role = |pick: fn(&RoleNames) -> &String| match &roles {
+            Some(roles) => Attr::Known(pick(roles).clone()),
+            None => Attr::Unknown,
+        };
+        self.owner_role = role(|r| &r.owner);
+        self.admin_role = role(|r| &r.admin);
+        self.developer_role = role(|r| &r.developer);
+        self.customer_role = role(|r| &r.customer);
+        self.connection_limit = match self.service_plan() {
+            Some(plan) => Attr::Known(i64::from(plan.connection_limit())),
+            None => Attr::Unknown,
+        };
+        let latest = i64::from(usualstore_schema::latest_version());
+        self.schema_version = Attr::Known(latest.max(prior_schema_version.unwrap_or(0)));
+        self.privileges_in_sync = Attr::Known(true);
+    }
+
+    /// What the configuration asks for; every value must be known (at apply).
+    fn spec(&self) -> Result<TenantSpec, Diagnostics> {
+        match (
+            self.database_name.known(),
+            self.tenant_name.known(),
+            self.service_plan(),
+        ) {
+            (Some(database_name), Some(tenant_name), Some(plan)) => Ok(TenantSpec {
+                database_name: database_name.clone(),
+                tenant_name: tenant_name.clone(),
+                plan,
+            }),
+            _ => Err(Diagnostic::error(
+                "Planned tenant has unknown values",
+                "database_name, tenant_name and plan must be known when the tenant is applied. This is a bug in \
+                 the provider or Terraform; please report it.",
+            )
+            .into()),
+        }
+    }
+
+    /// The tenant as the catalog shows it. `deletion_protection` lives only in Terraform, so it is carried
+    /// over.
+    fn observed(status: &TenantStatus, deletion_protection: bool) -> TenantModel {
+        let text = |value: Option<&str>| Attr::from_option(value.map(str::to_owned));
+        TenantModel {
+            id: Attr::Known(status.database_name.clone()),
+            database_name: Attr::Known(status.database_name.clone()),
+            tenant_name: text(status.tenant_name.as_deref()),
+            plan: text(status.plan.map(ServicePlan::as_str)),
+            deletion_protection: Attr::Known(deletion_protection),
+            connection_limit: Attr::Known(i64::from(status.connection_limit)),
+            schema_version: Attr::Known(i64::from(status.schema_version)),
+            owner_role: text(status.owner_role.as_deref()),
+            admin_role: text(status.admin_role.as_deref()),
+            developer_role: text(status.developer_role.as_deref()),
+            customer_role: text(status.customer_role.as_deref()),
+            privileges_in_sync: Attr::Known(status.privileges_in_sync && is_ready(status)),
+        }
+    }
+
+    /// Whether destroying is allowed; a state without the attribute is protected.
+    fn protected(&self) -> bool {
+        self.deletion_protection.known().copied().unwrap_or(true)
+    }
+}
 
 pub struct TenantResource {
     schema: Schema,
@@ -22,83 +166,15 @@ pub struct TenantResource {
 
 impl TenantResource {
     pub fn new() -> Self {
-        use Presence::{Computed, OptionalComputed, Required};
-        let schema = Schema {
-            version: 0,
-            description: "A tenant: a PostgreSQL database with the customer's chosen name, four group roles \
-                (`<db>_owner`, `<db>_admin`, `<db>_developer`, `<db>_customer`), privileges locked down to the \
-                tenant model and the embedded store schema.",
-            attributes: vec![
-                Attribute::new("id", Type::String, Computed, "The database name."),
-                Attribute::new(
-                    "database_name",
-                    Type::String,
-                    Required,
-                    "Name of the tenant database. A lowercase letter or underscore, then lowercase letters, digits and underscores; at most 53 bytes so `<name>_developer` fits PostgreSQL's 63-byte limit. Changing it creates a new tenant.",
-                ),
-                Attribute::new(
-                    "tenant_name",
-                    Type::String,
-                    Required,
-                    "The customer's display name, kept in the database comment. Updated in place.",
-                ),
-                Attribute::new(
-                    "plan",
-                    Type::String,
-                    OptionalComputed,
-                    "`free`, `starter` (default), `professional` or `enterprise`; sets the connection limit to 5, 10, 25 or 50. Updated in place.",
-                ),
-                Attribute::new(
-                    "deletion_protection",
-                    Type::Bool,
-                    OptionalComputed,
-                    "While `true` (the default), destroying the tenant fails and drops nothing.",
-                ),
-                Attribute::new(
-                    "connection_limit",
-                    Type::Number,
-                    Computed,
-                    "Connection limit of the database, from the plan.",
-                ),
-                Attribute::new(
-                    "schema_version",
-                    Type::Number,
-                    Computed,
-                    "Version of the store schema applied to the database. A newer provider with more migrations plans a change here and applies them.",
-                ),
-                Attribute::new(
-                    "owner_role",
-                    Type::String,
-                    Computed,
-                    "Group role that owns the database and every schema object.",
-                ),
-                Attribute::new(
-                    "admin_role",
-                    Type::String,
-                    Computed,
-                    "Group role with SELECT, INSERT, UPDATE and DELETE.",
-                ),
-                Attribute::new(
-                    "developer_role",
-                    Type::String,
-                    Computed,
-                    "Group role with SELECT, INSERT and UPDATE.",
-                ),
-                Attribute::new(
-                    "customer_role",
-                    Type::String,
-                    Computed,
-                    "Group role with SELECT.",
-                ),
-                Attribute::new(
-                    "privileges_in_sync",
-                    Type::Bool,
-                    Computed,
-                    "`false` when a refresh found privileges, role flags or ownership that differ from the tenant model (for example `CONNECT` granted to PUBLIC); the next apply restores them.",
-                ),
-            ],
-        };
-        Self { schema }
+        Self {
+            schema: Schema {
+                version: 0,
+                description: "A tenant: a PostgreSQL database with the customer's chosen name, four group roles \
+                    (`<db>_owner`, `<db>_admin`, `<db>_developer`, `<db>_customer`), privileges locked down to the \
+                    tenant model and the embedded store schema.",
+                attributes: TenantModel::attributes(),
+            },
+        }
     }
 }
 
@@ -108,193 +184,16 @@ impl Default for TenantResource {
     }
 }
 
-/// The desired tenant as the configuration or plan states it; fields are None while unknown.
-struct Desired {
-    database_name: Option<String>,
-    tenant_name: Option<String>,
-    plan: Option<Plan>,
-    deletion_protection: Option<bool>,
-}
-
-/// Reads and checks the user-set attributes of a configuration, proposed state or plan. Unknown values are
-/// passed over (they are checked again once known); null optional values get their defaults.
-fn desired(value: &Value) -> Result<Desired, Diagnostics> {
-    let reader = ObjectReader::new(value).map_err(|e| {
-        Diagnostics::from(Diagnostic::error(
-            "Invalid tenant configuration",
-            e.to_string(),
-        ))
-    })?;
-    let mut diagnostics = Diagnostics::default();
-
-    let database_name = if reader.is_unknown("database_name") {
-        None
-    } else {
-        match reader.required_string("database_name") {
-            Ok(name) => match usualstore_tenancy::validate_database_name(&name) {
-                Ok(()) => Some(name),
-                Err(e) => {
-                    diagnostics.push(attribute_diag("database_name", e));
-                    None
-                }
-            },
-            Err(e) => {
-                diagnostics.push(attribute_diag("database_name", e));
-                None
-            }
-        }
-    };
-
-    let tenant_name = if reader.is_unknown("tenant_name") {
-        None
-    } else {
-        match reader.required_string("tenant_name") {
-            Ok(name) => match usualstore_tenancy::validate_tenant_name(&name) {
-                Ok(()) => Some(name),
-                Err(e) => {
-                    diagnostics.push(attribute_diag("tenant_name", e));
-                    None
-                }
-            },
-            Err(e) => {
-                diagnostics.push(attribute_diag("tenant_name", e));
-                None
-            }
-        }
-    };
-
-    let plan = if reader.is_unknown("plan") {
-        None
-    } else {
-        match reader.optional_string("plan") {
-            Ok(None) => Some(Plan::default()),
-            Ok(Some(text)) => match Plan::from_str(&text) {
-                Ok(plan) => Some(plan),
-                Err(e) => {
-                    diagnostics.push(attribute_diag("plan", e));
-                    None
-                }
-            },
-            Err(e) => {
-                diagnostics.push(attribute_diag("plan", e));
-                None
-            }
-        }
-    };
-
-    let deletion_protection = if reader.is_unknown("deletion_protection") {
-        None
-    } else {
-        match reader.optional_bool("deletion_protection") {
-            Ok(v) => Some(v.unwrap_or(true)),
-            Err(e) => {
-                diagnostics.push(attribute_diag("deletion_protection", e));
-                None
-            }
-        }
-    };
-
-    diagnostics.into_result()?;
-    Ok(Desired {
-        database_name,
-        tenant_name,
-        plan,
-        deletion_protection,
-    })
-}
-
-/// The planned state: user values with defaults filled and every computed value derived from them, so the plan
-/// shows exactly what apply will produce.
-fn planned_state(desired: &Desired, prior_schema_version: Option<i64>) -> Value {
-    let roles = desired
-        .database_name
-        .as_deref()
-        .map(RoleNames::for_database);
-    let schema_version =
-        i64::from(usualstore_schema::latest_version()).max(prior_schema_version.unwrap_or(0));
-    let mut b = ObjectBuilder::new();
-    b = known_string(b, "id", desired.database_name.as_deref());
-    b = known_string(b, "database_name", desired.database_name.as_deref());
-    b = known_string(b, "tenant_name", desired.tenant_name.as_deref());
-    b = known_string(b, "plan", desired.plan.map(Plan::as_str));
-    b = match desired.deletion_protection {
-        Some(v) => b.bool("deletion_protection", v),
-        None => b.unknown("deletion_protection"),
-    };
-    b = match desired.plan {
-        Some(plan) => b.i64("connection_limit", i64::from(plan.connection_limit())),
-        None => b.unknown("connection_limit"),
-    };
-    b = b.i64("schema_version", schema_version);
-    b = known_string(b, "owner_role", roles.as_ref().map(|r| r.owner.as_str()));
-    b = known_string(b, "admin_role", roles.as_ref().map(|r| r.admin.as_str()));
-    b = known_string(
-        b,
-        "developer_role",
-        roles.as_ref().map(|r| r.developer.as_str()),
-    );
-    b = known_string(
-        b,
-        "customer_role",
-        roles.as_ref().map(|r| r.customer.as_str()),
-    );
-    b.bool("privileges_in_sync", true).build()
-}
-
-/// A state as the catalog shows the tenant. `deletion_protection` lives only in Terraform, so it is carried over.
-fn observed_state(status: &TenantStatus, deletion_protection: bool) -> Value {
-    let b = ObjectBuilder::new()
-        .string("id", &status.database_name)
-        .string("database_name", &status.database_name)
-        .optional_string("tenant_name", status.tenant_name.as_deref())
-        .optional_string("plan", status.plan.map(Plan::as_str))
-        .bool("deletion_protection", deletion_protection)
-        .i64("connection_limit", i64::from(status.connection_limit))
-        .i64("schema_version", i64::from(status.schema_version))
-        .optional_string("owner_role", status.owner_role.as_deref())
-        .optional_string("admin_role", status.admin_role.as_deref())
-        .optional_string("developer_role", status.developer_role.as_deref())
-        .optional_string("customer_role", status.customer_role.as_deref());
-    b.bool(
-        "privileges_in_sync",
-        status.privileges_in_sync && is_ready(status),
-    )
-    .build()
-}
-
 /// Turns a tenancy error into a diagnostic, on `database_name` where the name itself is the problem.
 fn tenancy_diagnostic(action: &str, database: &str, error: TenantError) -> Diagnostics {
-    let on_name = matches!(
-        error,
-        TenantError::NotManaged { .. }
-            | TenantError::AlreadyExists { .. }
-            | TenantError::InvalidName(_)
-            | TenantError::RoleConflict { .. }
-    );
     let diagnostic = Diagnostic::error(
         format!("Could not {action} tenant {database:?}"),
         error.to_string(),
     );
-    if on_name {
+    if error.is_about_the_name() {
         diagnostic.on_attribute("database_name").into()
     } else {
         diagnostic.into()
-    }
-}
-
-fn spec_from(desired: &Desired) -> Result<TenantSpec, Diagnostics> {
-    match (&desired.database_name, &desired.tenant_name, desired.plan) {
-        (Some(database_name), Some(tenant_name), Some(plan)) => Ok(TenantSpec {
-            database_name: database_name.clone(),
-            tenant_name: tenant_name.clone(),
-            plan,
-        }),
-        _ => Err(Diagnostic::error(
-            "Planned tenant has unknown values",
-            "database_name, tenant_name and plan must be known when the tenant is applied. This is a bug in \
-             the provider or Terraform; please report it.",
-        )
-        .into()),
     }
 }
 
@@ -309,15 +208,19 @@ impl Resource for TenantResource {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        match desired(config) {
-            Ok(_) => Diagnostics::default(),
+        match TenantModel::from_value(config) {
+            Ok(model) => model.check(),
             Err(diagnostics) => diagnostics,
         }
     }
 
     async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Refreshed, Diagnostics> {
-        let database = state_string(state, "database_name")
-            .or_else(|| state_string(state, "id"))
+        let state = TenantModel::from_value(state)?;
+        let database = state
+            .database_name
+            .known()
+            .or(state.id.known())
+            .cloned()
             .ok_or_else(|| {
                 Diagnostics::from(Diagnostic::error(
                     "Tenant state has no database name",
@@ -325,14 +228,13 @@ impl Resource for TenantResource {
                      state (terraform state rm) and import it again.",
                 ))
             })?;
-        let deletion_protection = state_bool(state, "deletion_protection").unwrap_or(true);
         match usualstore_tenancy::read_tenant(&ctx.server, &database).await {
             Ok(None) => {
                 tracing::info!(database = %database, "tenant database is gone; removing it from state");
                 Ok(Value::Null.into())
             }
             Ok(Some(status)) => Ok(Refreshed {
-                state: observed_state(&status, deletion_protection),
+                state: TenantModel::observed(&status, state.protected()).to_value(),
                 warnings: unrepairable_warnings(&status),
             }),
             Err(e) => Err(tenancy_diagnostic("read", &database, e)),
@@ -344,49 +246,51 @@ impl Resource for TenantResource {
         ctx: Option<&ProviderContext>,
         request: PlanRequest<'_>,
     ) -> Result<Planned, Diagnostics> {
+        let prior = TenantModel::from_value(request.prior)?;
         if request.proposed.is_null() {
-            let protected = state_bool(request.prior, "deletion_protection").unwrap_or(true);
-            if protected {
-                return Err(deletion_protected(request.prior).into());
+            if prior.protected() {
+                return Err(deletion_protected(&prior).into());
             }
-            return Ok(Planned {
-                state: Value::Null,
-                requires_replace: Vec::new(),
-                warnings: Diagnostics::default(),
-            });
+            return Ok(Planned::destroy());
         }
-
-        let desired = desired(request.config)?;
+        TenantModel::from_value(request.config)?
+            .check()
+            .into_result()?;
+        let (planned, requires_replace) = plan_attributes(
+            &self.schema.attributes,
+            request.prior,
+            request.proposed,
+            request.config,
+        );
+        let mut planned = TenantModel::from_value(&planned)?;
         let mut warnings = Diagnostics::default();
         if let Some(ctx) = ctx.filter(|ctx| ctx.public_can_connect) {
             warnings.push(public_can_connect(ctx.server.maintenance_database()));
         }
-        let mut requires_replace = Vec::new();
-        let mut prior_schema_version = None;
-        if request.prior.is_null() {
-            if let (Some(ctx), Some(name)) = (ctx, desired.database_name.as_deref()) {
+        let prior_schema_version = if request.prior.is_null() {
+            if let (Some(ctx), Some(name)) = (ctx, planned.database_name.known()) {
                 check_name_is_free(ctx, name).await?;
             }
-        } else {
-            let prior_name = state_string(request.prior, "database_name");
-            if desired.database_name.is_none() || desired.database_name != prior_name {
-                requires_replace.push("database_name");
-            } else {
-                prior_schema_version = state_i64(request.prior, "schema_version");
-                let latest = i64::from(usualstore_schema::latest_version());
-                if let Some(v) = prior_schema_version.filter(|v| *v > latest) {
-                    warnings.push(Diagnostic::warning(
-                        "Tenant schema is newer than this provider",
-                        format!(
-                            "The tenant database is at schema version {v}, this provider knows up to {latest}. \
-                             Upgrade the provider; migrations are never rolled back."
-                        ),
-                    ));
-                }
+            None
+        } else if requires_replace.is_empty() {
+            let version = prior.schema_version.known().copied();
+            let latest = i64::from(usualstore_schema::latest_version());
+            if let Some(v) = version.filter(|v| *v > latest) {
+                warnings.push(Diagnostic::warning(
+                    "Tenant schema is newer than this provider",
+                    format!(
+                        "The tenant database is at schema version {v}, this provider knows up to {latest}. \
+                         Upgrade the provider; migrations are never rolled back."
+                    ),
+                ));
             }
-        }
+            version
+        } else {
+            None
+        };
+        planned.derive(prior_schema_version);
         Ok(Planned {
-            state: planned_state(&desired, prior_schema_version),
+            state: planned.to_value(),
             requires_replace,
             warnings,
         })
@@ -398,21 +302,22 @@ impl Resource for TenantResource {
         prior: &Value,
         planned: &Value,
     ) -> Result<Value, Diagnostics> {
+        let prior = TenantModel::from_value(prior)?;
         if planned.is_null() {
             // Terraform 1.0 never plans a destroy, so protection is enforced here as well.
-            if state_bool(prior, "deletion_protection").unwrap_or(true) {
-                return Err(deletion_protected(prior).into());
+            if prior.protected() {
+                return Err(deletion_protected(&prior).into());
             }
-            let database = state_string(prior, "database_name").unwrap_or_default();
+            let database = prior.database_name.known().cloned().unwrap_or_default();
             usualstore_tenancy::delete_tenant(&ctx.server, &database)
                 .await
                 .map_err(|e| tenancy_diagnostic("delete", &database, e))?;
             return Ok(Value::Null);
         }
 
-        let desired = desired(planned)?;
-        let spec = spec_from(&desired)?;
-        let result = if prior.is_null() {
+        let mut planned = TenantModel::from_value(planned)?;
+        let spec = planned.spec()?;
+        let result = if prior.database_name.is_null() {
             usualstore_tenancy::create_tenant(&ctx.server, &spec)
                 .await
                 .map_err(|e| tenancy_diagnostic("create", &spec.database_name, e))?
@@ -430,16 +335,9 @@ impl Resource for TenantResource {
             )
             .into());
         }
-        let prior_schema_version = state_i64(prior, "schema_version");
-        let mut state = planned_state(&desired, prior_schema_version);
         // The database decides the schema version (a newer tenant keeps its version): report what is there.
-        if let Value::Object(attrs) = &mut state {
-            attrs.insert(
-                "schema_version".into(),
-                Value::from(i64::from(result.schema_version)),
-            );
-        }
-        Ok(state)
+        planned.schema_version = Attr::Known(i64::from(result.schema_version));
+        Ok(planned.to_value())
     }
 
     async fn import(&self, ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics> {
@@ -451,7 +349,7 @@ impl Resource for TenantResource {
             .into());
         }
         match usualstore_tenancy::read_tenant(&ctx.server, id).await {
-            Ok(Some(status)) => Ok(observed_state(&status, true)),
+            Ok(Some(status)) => Ok(TenantModel::observed(&status, true).to_value()),
             Ok(None) => Err(Diagnostic::error(
                 "Cannot import a tenant that does not exist",
                 format!("There is no database named {id:?} on the server."),
@@ -498,8 +396,8 @@ fn public_can_connect(maintenance_database: &str) -> Diagnostic {
     )
 }
 
-fn deletion_protected(prior: &Value) -> Diagnostic {
-    let name = state_string(prior, "database_name").unwrap_or_default();
+fn deletion_protected(prior: &TenantModel) -> Diagnostic {
+    let name = prior.database_name.known().cloned().unwrap_or_default();
     Diagnostic::attribute_error(
         "deletion_protection",
         format!("Tenant {name:?} is protected from deletion"),

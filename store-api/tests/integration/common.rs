@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 use usualstore_tenancy::{
-    Plan, RoleNames, Server, TenantSpec, create_tenant, quote_ident, quote_literal,
+    RoleNames, Server, ServicePlan, TenantSpec, create_tenant, quote_ident, quote_literal,
 };
 use usualstore_testpg::{Cluster, shared, unique_name};
 
@@ -56,7 +56,7 @@ impl Tenant {
             &TenantSpec {
                 database_name: database.clone(),
                 tenant_name: name.clone(),
-                plan: Plan::Enterprise,
+                plan: ServicePlan::Enterprise,
             },
         )
         .await

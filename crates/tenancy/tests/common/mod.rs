@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use tokio_postgres::Client;
-use usualstore_tenancy::{Plan, Server, TenantSpec, quote_ident, quote_literal};
+use usualstore_tenancy::{Server, ServicePlan, TenantSpec, quote_ident, quote_literal};
 use usualstore_testpg::{shared, unique_name};
 
 pub const DENIED: &str = "42501";
@@ -26,7 +26,7 @@ pub fn managed_server() -> (Server, String) {
     (Server::without_tls(config), user)
 }
 
-pub fn spec(prefix: &str, plan: Plan) -> TenantSpec {
+pub fn spec(prefix: &str, plan: ServicePlan) -> TenantSpec {
     TenantSpec {
         database_name: unique_name(prefix),
         tenant_name: format!("{prefix} O'Brien \\ \"Shop\" Inc."),
