@@ -4,6 +4,7 @@
 #   make install  put it into ~/.terraform.d/plugins so `source = "usualstore/usualstore"` inits offline
 #   make deps     PostgreSQL server, shellcheck, tmux, PyYAML (apt-get); Terraform 1.0.3 (PyPI)
 #   make lint     rustfmt check and clippy with warnings as errors
+#   make docs     regenerate the `## Schema` sections of docs/ from the provider's schema
 #   make test     deps, lint, then every test of the workspace (acceptance tests run real Terraform)
 #   make demo     apply examples/quickstart against a throwaway PostgreSQL
 #   make bench    provisioning, refresh, rollout, provider footprint and store-api load figures
@@ -26,7 +27,7 @@ PROVIDER := terraform-provider-usualstore
 PLATFORM := linux_amd64
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/usualstore/usualstore/$(VERSION)/$(PLATFORM)
 
-.PHONY: build install deps lint test demo bench clean distclean
+.PHONY: build install deps lint test docs demo bench clean distclean
 
 build:
 	$(CARGO) build --release -p $(PROVIDER)
@@ -55,6 +56,12 @@ test: deps lint
 	$(CARGO) test --workspace --features $(PROVIDER)/test-hooks -- --test-threads=$(TEST_THREADS)
 	# Without the test hooks, as a release is built: the environment cannot add migrations.
 	$(CARGO) test -p usualstore-schema --lib
+
+# The acceptance test that checks the docs rewrites them when USUALSTORE_WRITE_DOCS is set.
+docs:
+	tf_env="$$(scripts/ensure-terraform.sh)"; eval "$$tf_env"; \
+	export USUALSTORE_TF_1_11="$${USUALSTORE_TF_1_11:-}" USUALSTORE_TF_1_0="$${USUALSTORE_TF_1_0:-}"; \
+	USUALSTORE_WRITE_DOCS=1 $(CARGO) test -p $(PROVIDER) --features test-hooks --test acceptance -- docs::
 
 demo: install
 	$(CARGO) build -p usualstore-testpg --bin testpg

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the tools the customer-workflow tests (provider/tests/acceptance_customers.rs) use are
+# Makes sure the tools the customer-workflow tests (provider/tests/acceptance/customers.rs) use are
 # installed: shellcheck (the scripts must be clean), tmux (add-customer.sh is driven through a
 # pseudo-terminal) and a python3 with PyYAML (the compose files are parsed by a real YAML parser).
 # Installs what is missing with apt-get. Idempotent; prints nothing when everything is in place.

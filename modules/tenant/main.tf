@@ -20,20 +20,16 @@ locals {
   ])
   usernames = [for u in local.user_list : u.username]
 
-  # PostgreSQL roles are global to the server: a username may appear once, in one list.
+  # PostgreSQL roles are global to the server: a username may appear once, in one list. Only the
+  # module sees all the lists; each name itself is the provider's to check.
   duplicate_usernames = distinct([
     for name in local.usernames : name if length([for other in local.usernames : other if other == name]) > 1
   ])
-  # The tenant's group roles; a login user may not take one of these names.
-  group_roles        = [for suffix in ["owner", "admin", "developer", "customer"] : "${var.database_name}_${suffix}"]
-  group_role_clashes = [for name in local.usernames : name if contains(local.group_roles, name)]
 
   # The same trick as in variables.tf: fail with the offending names in the message.
   users_are_valid = (
     length(local.duplicate_usernames) > 0
     ? tobool("tenant ${var.database_name}: username(s) ${join(", ", local.duplicate_usernames)} listed more than once across admins, developers and customers; PostgreSQL login names are unique on the server.")
-    : length(local.group_role_clashes) > 0
-    ? tobool("tenant ${var.database_name}: username(s) ${join(", ", local.group_role_clashes)} are the tenant's own group role names; choose other login names.")
     : true
   )
 

@@ -11,7 +11,7 @@
 //! `bench/run.sh` reads. The client side mirrors Terraform's: a self-signed ECDSA P-521 CA certificate passed in
 //! `PLUGIN_CLIENT_CERT`, the server certificate from the handshake line pinned.
 
-#[path = "../tests/plugin_client/mod.rs"]
+#[path = "../tests/acceptance/plugin_client/mod.rs"]
 mod plugin_client;
 #[path = "../src/proto.rs"]
 #[allow(dead_code)]

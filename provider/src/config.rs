@@ -4,106 +4,80 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use usualstore_cty::{ObjectReader, Type, Value};
+use usualstore_cty::Value;
 
-use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::schema::{Attribute, Presence, Schema};
+use crate::diagnostics::{Diagnostic, DiagnosticKind, Diagnostics};
+use crate::model::{Attr, resource_model};
+use crate::schema::{Schema, optional};
 
 pub use usualstore_pgtls::SslMode;
 
+resource_model! {
+    /// The `provider "usualstore"` block. Every attribute falls back to the libpq environment
+    /// variable named in its description, then to libpq's default.
+    pub struct ProviderModel {
+        host: String => optional("Server host name or address. Falls back to `PGHOST`, then `localhost`."),
+        port: i64 => optional("Server port. Falls back to `PGPORT`, then `5432`."),
+        username: String => optional(
+            "Role to log in as: a superuser, or a role with `CREATEDB` and `CREATEROLE` (managed PostgreSQL). Falls \
+             back to `PGUSER`, then the operating-system user.",
+        ),
+        password: String => optional("Password of `username`. Falls back to `PGPASSWORD`.").sensitive(),
+        database: String => optional(
+            "Maintenance database the provider connects to for server-wide work. Falls back to `PGDATABASE`, then \
+             `postgres`.",
+        ),
+        sslmode: String => optional(
+            "As libpq's: `disable`, `prefer` or `require` encrypt (or not) without checking who the server is; \
+             `verify-ca` checks the server's certificate against `sslrootcert`, `verify-full` also checks that it \
+             names `host`. Below `verify-ca` the provider refuses to send the password in clear text when the \
+             server asks for it (see `allow_cleartext_password`). Falls back to `PGSSLMODE`, then `prefer`.",
+        ),
+        sslrootcert: String => optional(
+            "PEM file of the certificate authorities `verify-ca` and `verify-full` trust. Falls back to \
+             `PGSSLROOTCERT`, then `~/.postgresql/root.crt`. Written into tenant users' DSNs as well, unless \
+             `dsn_sslrootcert` says otherwise.",
+        ),
+        allow_cleartext_password: bool => optional(
+            "Send the password in clear text when a server that is not verified asks for it (`sslmode` below \
+             `verify-ca`). Default `false`: a man in the middle asks for exactly that to learn the password, while \
+             SCRAM and MD5 never reveal it.",
+        ),
+        connect_timeout: i64 => optional(
+            "Seconds to wait for a connection. Falls back to `PGCONNECT_TIMEOUT`, then 30.",
+        ),
+        lock_timeout: i64 => optional(
+            "Seconds any statement of the provider may wait for a lock (a tenant's login holding a transaction \
+             open, another Terraform run on the same tenant) before the operation fails with the sessions that \
+             hold it. From 1 to 86400; default 30.",
+        ),
+        dsn_host: String => optional(
+            "Host written into the DSNs that tenant users get (for example `db` inside a compose network). \
+             Defaults to the resolved `host`.",
+        ),
+        dsn_port: i64 => optional(
+            "Port written into the DSNs that tenant users get. Defaults to the resolved `port`.",
+        ),
+        dsn_sslrootcert: String => optional(
+            "`sslrootcert` written into the DSNs that tenant users get, where the application finds the \
+             certificate authority (for example a path inside its container). Defaults to the resolved \
+             `sslrootcert`.",
+        ),
+        max_connections: i64 => optional(
+            "Most connections the provider opens to the server at once; each resource operation holds up to two, \
+             and operations beyond the limit wait their turn. From 3 on, one of them is a session that reads \
+             (refresh, plan) share. At least 2; default 20, enough for Terraform's default `-parallelism=10` \
+             without waiting. Keep it below the server's `max_connections` minus what applications need.",
+        ),
+    }
+}
+
 pub fn schema() -> Schema {
-    use Presence::Optional;
     Schema {
         version: 0,
         description: "Connects to the PostgreSQL server that holds the tenant databases. Every attribute falls \
             back to the libpq environment variable named in its description, then to libpq's default.",
-        attributes: vec![
-            Attribute::new(
-                "host",
-                Type::String,
-                Optional,
-                "Server host name or address. Falls back to `PGHOST`, then `localhost`.",
-            ),
-            Attribute::new(
-                "port",
-                Type::Number,
-                Optional,
-                "Server port. Falls back to `PGPORT`, then `5432`.",
-            ),
-            Attribute::new(
-                "username",
-                Type::String,
-                Optional,
-                "Role to log in as: a superuser, or a role with `CREATEDB` and `CREATEROLE` (managed PostgreSQL). Falls back to `PGUSER`, then the operating-system user.",
-            ),
-            Attribute::new(
-                "password",
-                Type::String,
-                Optional,
-                "Password of `username`. Falls back to `PGPASSWORD`.",
-            )
-            .sensitive(),
-            Attribute::new(
-                "database",
-                Type::String,
-                Optional,
-                "Maintenance database the provider connects to for server-wide work. Falls back to `PGDATABASE`, then `postgres`.",
-            ),
-            Attribute::new(
-                "sslmode",
-                Type::String,
-                Optional,
-                "As libpq's: `disable`, `prefer` or `require` encrypt (or not) without checking who the server is; `verify-ca` checks the server's certificate against `sslrootcert`, `verify-full` also checks that it names `host`. Below `verify-ca` the provider refuses to send the password in clear text when the server asks for it (see `allow_cleartext_password`). Falls back to `PGSSLMODE`, then `prefer`.",
-            ),
-            Attribute::new(
-                "sslrootcert",
-                Type::String,
-                Optional,
-                "PEM file of the certificate authorities `verify-ca` and `verify-full` trust. Falls back to `PGSSLROOTCERT`, then `~/.postgresql/root.crt`. Written into tenant users' DSNs as well, unless `dsn_sslrootcert` says otherwise.",
-            ),
-            Attribute::new(
-                "allow_cleartext_password",
-                Type::Bool,
-                Optional,
-                "Send the password in clear text when a server that is not verified asks for it (`sslmode` below `verify-ca`). Default `false`: a man in the middle asks for exactly that to learn the password, while SCRAM and MD5 never reveal it.",
-            ),
-            Attribute::new(
-                "lock_timeout",
-                Type::Number,
-                Optional,
-                "Seconds any statement of the provider may wait for a lock (a tenant's login holding a transaction open, another Terraform run on the same tenant) before the operation fails with the sessions that hold it. Default 30.",
-            ),
-            Attribute::new(
-                "connect_timeout",
-                Type::Number,
-                Optional,
-                "Seconds to wait for a connection. Falls back to `PGCONNECT_TIMEOUT`, then 30.",
-            ),
-            Attribute::new(
-                "dsn_host",
-                Type::String,
-                Optional,
-                "Host written into the DSNs that tenant users get (for example `db` inside a compose network). Defaults to the resolved `host`.",
-            ),
-            Attribute::new(
-                "dsn_port",
-                Type::Number,
-                Optional,
-                "Port written into the DSNs that tenant users get. Defaults to the resolved `port`.",
-            ),
-            Attribute::new(
-                "dsn_sslrootcert",
-                Type::String,
-                Optional,
-                "`sslrootcert` written into the DSNs that tenant users get, where the application finds the certificate authority (for example a path inside its container). Defaults to the resolved `sslrootcert`.",
-            ),
-            Attribute::new(
-                "max_connections",
-                Type::Number,
-                Optional,
-                "Most connections the provider opens to the server at once; each resource operation holds up to two, and operations beyond the limit wait their turn. From 3 on, one of them is a session that reads (refresh, plan) share. At least 2; default 20, enough for Terraform's default `-parallelism=10` without waiting. Keep it below the server's `max_connections` minus what applications need.",
-            ),
-        ],
+        attributes: ProviderModel::attributes(),
     }
 }
 
@@ -165,259 +139,198 @@ impl ConnectionSettings {
 }
 
 /// Resolves the provider block against the environment. `env` is `std::env::var` outside tests.
+/// Every problem is reported at once, each on its attribute; a value not known yet is a
+/// diagnostic of kind [`DiagnosticKind::NotKnownYet`], which validation (unlike configuration)
+/// lets pass.
 pub fn resolve(
     config: &Value,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<ConnectionSettings, Diagnostics> {
-    let reader = ObjectReader::new(config).map_err(|e| {
-        Diagnostics::from(Diagnostic::error(
-            "Invalid provider configuration",
-            e.to_string(),
-        ))
-    })?;
+    let model = ProviderModel::from_value(config)?;
     let mut diagnostics = Diagnostics::default();
-    for name in [
-        "host",
-        "port",
-        "username",
-        "password",
-        "database",
-        "sslmode",
-        "sslrootcert",
-        "allow_cleartext_password",
-        "connect_timeout",
-        "lock_timeout",
-        "dsn_host",
-        "dsn_port",
-        "dsn_sslrootcert",
-        "max_connections",
-    ] {
-        if reader.is_unknown(name) {
-            diagnostics.push(Diagnostic::attribute_error(
-                name,
-                "Provider configuration is not known yet",
-                format!(
-                    "`{name}` depends on a value that is only known after apply; the usualstore provider needs its \
-                     connection settings at plan time. Use a value known before apply (a variable or literal)."
-                ),
-            ));
+    let fallback = Fallback {
+        env: &env,
+        diagnostics: &mut diagnostics,
+    };
+    let resolved = fallback.resolve(&model);
+    let settings = resolved.filter(|_| !diagnostics.has_errors());
+    settings.ok_or(diagnostics)
+}
+
+/// Reads attributes with their environment fallbacks, collecting diagnostics.
+struct Fallback<'a, E: Fn(&str) -> Option<String>> {
+    env: &'a E,
+    diagnostics: &'a mut Diagnostics,
+}
+
+impl<E: Fn(&str) -> Option<String>> Fallback<'_, E> {
+    /// The configured value, else the environment variable's, else `None`; an unknown value is
+    /// recorded.
+    fn known<T: Clone>(&mut self, name: &str, value: &Attr<T>) -> Option<Option<T>> {
+        match value {
+            Attr::Unknown => {
+                self.diagnostics.push(
+                    Diagnostic::attribute_error(
+                        name,
+                        "Provider configuration is not known yet",
+                        format!(
+                            "`{name}` depends on a value that is only known after apply; the usualstore provider \
+                             needs its connection settings at plan time. Use a value known before apply (a \
+                             variable or literal)."
+                        ),
+                    )
+                    .of_kind(DiagnosticKind::NotKnownYet),
+                );
+                None
+            }
+            Attr::Null => Some(None),
+            Attr::Known(value) => Some(Some(value.clone())),
         }
-    }
-    if diagnostics.has_errors() {
-        return Err(diagnostics);
     }
 
-    let text = |name: &str, var: &str| -> Result<Option<String>, Diagnostic> {
-        let configured = reader.optional_string(name).map_err(|e| {
-            Diagnostic::attribute_error(name, "Invalid provider attribute", e.to_string())
-        })?;
-        Ok(configured
-            .or_else(|| env(var))
-            .filter(|v| !v.trim().is_empty()))
-    };
-    let number = |name: &str, var: &str| -> Result<Option<i64>, Diagnostic> {
-        if let Some(n) = reader.optional_i64(name).map_err(|e| {
-            Diagnostic::attribute_error(name, "Invalid provider attribute", e.to_string())
-        })? {
-            return Ok(Some(n));
+    fn text(&mut self, name: &str, value: &Attr<String>, var: &str) -> Option<String> {
+        self.known(name, value)
+            .flatten()
+            .or_else(|| (self.env)(var))
+            .filter(|text| !text.trim().is_empty())
+    }
+
+    fn number(&mut self, name: &str, value: &Attr<i64>, var: Option<&str>) -> Option<i64> {
+        if let Some(configured) = self.known(name, value).flatten() {
+            return Some(configured);
         }
-        match env(var).filter(|v| !v.trim().is_empty()) {
-            None => Ok(None),
-            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
-                Diagnostic::attribute_error(
+        let text = (self.env)(var?).filter(|text| !text.trim().is_empty())?;
+        match text.trim().parse::<i64>() {
+            Ok(number) => Some(number),
+            Err(_) => {
+                self.invalid(
                     name,
-                    format!("Invalid {var}"),
-                    format!("{var} must be a whole number, got {v:?}."),
-                )
-            }),
-        }
-    };
-    let port_of = |name: &str, value: i64| -> Result<u16, Diagnostic> {
-        u16::try_from(value).ok().filter(|p| *p > 0).ok_or_else(|| {
-            Diagnostic::attribute_error(
-                name,
-                "Invalid port",
-                format!("`{name}` must be between 1 and 65535, got {value}."),
-            )
-        })
-    };
-
-    let host = keep(&mut diagnostics, text("host", "PGHOST")).flatten();
-    let port = keep(&mut diagnostics, number("port", "PGPORT")).flatten();
-    let username = keep(&mut diagnostics, text("username", "PGUSER")).flatten();
-    let password = keep(&mut diagnostics, text("password", "PGPASSWORD")).flatten();
-    let database = keep(&mut diagnostics, text("database", "PGDATABASE")).flatten();
-    let sslmode = keep(&mut diagnostics, text("sslmode", "PGSSLMODE")).flatten();
-    let sslrootcert = keep(&mut diagnostics, text("sslrootcert", "PGSSLROOTCERT")).flatten();
-    let allow_cleartext_password = keep(
-        &mut diagnostics,
-        reader
-            .optional_bool("allow_cleartext_password")
-            .map_err(|e| {
-                Diagnostic::attribute_error(
-                    "allow_cleartext_password",
-                    "Invalid provider attribute",
-                    e.to_string(),
-                )
-            }),
-    )
-    .flatten()
-    .unwrap_or(false);
-    let dsn_sslrootcert = keep(
-        &mut diagnostics,
-        reader.optional_string("dsn_sslrootcert").map_err(|e| {
-            Diagnostic::attribute_error(
-                "dsn_sslrootcert",
-                "Invalid provider attribute",
-                e.to_string(),
-            )
-        }),
-    )
-    .flatten();
-    let lock_timeout = keep(
-        &mut diagnostics,
-        reader.optional_i64("lock_timeout").map_err(|e| {
-            Diagnostic::attribute_error("lock_timeout", "Invalid provider attribute", e.to_string())
-        }),
-    )
-    .flatten();
-    let connect_timeout = keep(
-        &mut diagnostics,
-        number("connect_timeout", "PGCONNECT_TIMEOUT"),
-    )
-    .flatten();
-    let dsn_host = keep(
-        &mut diagnostics,
-        reader.optional_string("dsn_host").map_err(|e| {
-            Diagnostic::attribute_error("dsn_host", "Invalid provider attribute", e.to_string())
-        }),
-    )
-    .flatten();
-    let dsn_port = keep(
-        &mut diagnostics,
-        reader.optional_i64("dsn_port").map_err(|e| {
-            Diagnostic::attribute_error("dsn_port", "Invalid provider attribute", e.to_string())
-        }),
-    )
-    .flatten();
-
-    let port = match port {
-        Some(p) => keep(&mut diagnostics, port_of("port", p)),
-        None => Some(5432),
-    };
-    let dsn_port = match dsn_port {
-        Some(p) => keep(&mut diagnostics, port_of("dsn_port", p)),
-        None => port,
-    };
-    let sslmode = match sslmode.as_deref().unwrap_or("prefer").parse::<SslMode>() {
-        Ok(mode) => Some(mode),
-        Err(error) => {
-            diagnostics.push(Diagnostic::attribute_error(
-                "sslmode",
-                "Unsupported sslmode",
-                format!("`sslmode` (or PGSSLMODE): {error}."),
-            ));
-            None
-        }
-    };
-    let lock_timeout = match lock_timeout {
-        None => Some(usualstore_tenancy::DEFAULT_LOCK_TIMEOUT),
-        Some(s) if (1..=MAX_LOCK_TIMEOUT_SECS).contains(&s) => {
-            Some(Duration::from_secs(s.unsigned_abs()))
-        }
-        Some(s) => {
-            diagnostics.push(Diagnostic::attribute_error(
-                "lock_timeout",
-                "Invalid lock_timeout",
-                format!(
-                    "`lock_timeout` must be from 1 to {MAX_LOCK_TIMEOUT_SECS} seconds, got {s}: every \
-                     wait for a lock is bounded."
-                ),
-            ));
-            None
-        }
-    };
-    let connect_timeout = match connect_timeout {
-        None => Some(Duration::from_secs(30)),
-        Some(s) if s >= 0 => Some(Duration::from_secs(s as u64)),
-        Some(s) => {
-            diagnostics.push(Diagnostic::attribute_error(
-                "connect_timeout",
-                "Invalid connect_timeout",
-                format!("`connect_timeout` must be zero or more seconds, got {s}."),
-            ));
-            None
-        }
-    };
-    let max_connections = match keep(
-        &mut diagnostics,
-        reader.optional_i64("max_connections").map_err(|e| {
-            Diagnostic::attribute_error(
-                "max_connections",
-                "Invalid provider attribute",
-                e.to_string(),
-            )
-        }),
-    )
-    .flatten()
-    {
-        None => Some(DEFAULT_MAX_CONNECTIONS),
-        Some(n) => {
-            match u32::try_from(n) {
-                Ok(n) if n >= CONNECTIONS_PER_OPERATION => Some(n),
-                _ => {
-                    diagnostics.push(Diagnostic::attribute_error(
-                    "max_connections",
-                    "Invalid max_connections",
-                    format!("`max_connections` must be at least {CONNECTIONS_PER_OPERATION}, got {n}."),
-                ));
-                    None
-                }
+                    format!("{} must be a whole number, got {text:?}.", var?),
+                );
+                None
             }
         }
-    };
-    if diagnostics.has_errors() {
-        return Err(diagnostics);
     }
-    let (
-        Some(port),
-        Some(dsn_port),
-        Some(sslmode),
-        Some(connect_timeout),
-        Some(lock_timeout),
-        Some(max_connections),
-    ) = (
-        port,
-        dsn_port,
-        sslmode,
-        connect_timeout,
-        lock_timeout,
-        max_connections,
-    )
-    else {
-        return Err(diagnostics);
-    };
 
-    let host = host.unwrap_or_else(|| "localhost".to_owned());
-    let username = username
-        .or_else(|| env("USER"))
-        .unwrap_or_else(|| "postgres".to_owned());
-    Ok(ConnectionSettings {
-        dsn_host: dsn_host.unwrap_or_else(|| host.clone()),
-        host,
-        port,
-        username,
-        password,
-        database: database.unwrap_or_else(|| "postgres".to_owned()),
-        sslmode,
-        dsn_sslrootcert: dsn_sslrootcert.or_else(|| sslrootcert.clone()),
-        sslrootcert,
-        allow_cleartext_password,
-        connect_timeout,
-        lock_timeout,
-        dsn_port,
-        max_connections,
-    })
+    fn invalid(&mut self, name: &str, detail: String) {
+        self.diagnostics.push(Diagnostic::attribute_error(
+            name,
+            format!("Invalid {name}"),
+            detail,
+        ));
+    }
+
+    /// A value within `range`, or a diagnostic saying so.
+    fn within<T: TryFrom<i64>>(
+        &mut self,
+        name: &str,
+        value: i64,
+        range: std::ops::RangeInclusive<i64>,
+        meaning: &str,
+    ) -> Option<T> {
+        match T::try_from(value) {
+            Ok(converted) if range.contains(&value) => Some(converted),
+            _ => {
+                self.invalid(
+                    name,
+                    format!(
+                        "`{name}` must be {meaning} from {} to {}, got {value}.",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn resolve(mut self, model: &ProviderModel) -> Option<ConnectionSettings> {
+        let host = self
+            .text("host", &model.host, "PGHOST")
+            .unwrap_or_else(|| "localhost".to_owned());
+        let port = match self.number("port", &model.port, Some("PGPORT")) {
+            Some(port) => self.within::<u16>("port", port, 1..=65_535, "a port"),
+            None => Some(5432),
+        };
+        let username = self
+            .text("username", &model.username, "PGUSER")
+            .or_else(|| (self.env)("USER"))
+            .unwrap_or_else(|| "postgres".to_owned());
+        let password = self.text("password", &model.password, "PGPASSWORD");
+        let database = self
+            .text("database", &model.database, "PGDATABASE")
+            .unwrap_or_else(|| "postgres".to_owned());
+        let sslmode = match self
+            .text("sslmode", &model.sslmode, "PGSSLMODE")
+            .as_deref()
+            .unwrap_or("prefer")
+            .parse::<SslMode>()
+        {
+            Ok(mode) => Some(mode),
+            Err(error) => {
+                self.invalid("sslmode", format!("`sslmode` (or PGSSLMODE): {error}."));
+                None
+            }
+        };
+        let sslrootcert = self.text("sslrootcert", &model.sslrootcert, "PGSSLROOTCERT");
+        let allow_cleartext_password = self
+            .known("allow_cleartext_password", &model.allow_cleartext_password)
+            .flatten()
+            .unwrap_or(false);
+        let connect_timeout = match self.number(
+            "connect_timeout",
+            &model.connect_timeout,
+            Some("PGCONNECT_TIMEOUT"),
+        ) {
+            Some(secs) => self
+                .within::<u64>("connect_timeout", secs, 0..=86_400, "seconds")
+                .map(Duration::from_secs),
+            None => Some(Duration::from_secs(30)),
+        };
+        let lock_timeout = match self.number("lock_timeout", &model.lock_timeout, None) {
+            Some(secs) => self
+                .within::<u64>("lock_timeout", secs, 1..=MAX_LOCK_TIMEOUT_SECS, "seconds")
+                .map(Duration::from_secs),
+            None => Some(usualstore_tenancy::DEFAULT_LOCK_TIMEOUT),
+        };
+        let dsn_host = self
+            .known("dsn_host", &model.dsn_host)
+            .flatten()
+            .unwrap_or_else(|| host.clone());
+        let dsn_port = match self.number("dsn_port", &model.dsn_port, None) {
+            Some(value) => self.within::<u16>("dsn_port", value, 1..=65_535, "a port"),
+            None => port,
+        };
+        let dsn_sslrootcert = self
+            .known("dsn_sslrootcert", &model.dsn_sslrootcert)
+            .flatten()
+            .or_else(|| sslrootcert.clone());
+        let max_connections = match self.number("max_connections", &model.max_connections, None) {
+            Some(value) => self.within::<u32>(
+                "max_connections",
+                value,
+                i64::from(CONNECTIONS_PER_OPERATION)..=10_000,
+                "a number of connections",
+            ),
+            None => Some(DEFAULT_MAX_CONNECTIONS),
+        };
+        Some(ConnectionSettings {
+            host,
+            port: port?,
+            username,
+            password,
+            database,
+            sslmode: sslmode?,
+            sslrootcert,
+            allow_cleartext_password,
+            connect_timeout: connect_timeout?,
+            lock_timeout: lock_timeout?,
+            max_connections: max_connections?,
+            dsn_host,
+            dsn_port: dsn_port?,
+            dsn_sslrootcert,
+        })
+    }
 }
 
 /// A day: a wait longer than that is a hang, not a wait.
@@ -461,17 +374,6 @@ impl ProviderContext {
             .acquire_many_owned(CONNECTIONS_PER_OPERATION)
             .await
             .ok()
-    }
-}
-
-/// Keeps a value, or records its diagnostic so every configuration error is reported at once.
-fn keep<T>(diagnostics: &mut Diagnostics, result: Result<T, Diagnostic>) -> Option<T> {
-    match result {
-        Ok(value) => Some(value),
-        Err(diagnostic) => {
-            diagnostics.push(diagnostic);
-            None
-        }
     }
 }
 

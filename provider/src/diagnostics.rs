@@ -10,9 +10,20 @@ pub enum Severity {
     Warning,
 }
 
+/// What a diagnostic is about, for callers that treat some kinds differently (validation lets a value that
+/// is not known yet pass; configuration does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiagnosticKind {
+    #[default]
+    Other,
+    /// A value Terraform only knows after apply.
+    NotKnownYet,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub severity: Severity,
+    pub kind: DiagnosticKind,
     pub summary: String,
     pub detail: String,
     /// Top-level attribute the diagnostic is about, so Terraform points at the right line of configuration.
@@ -23,6 +34,7 @@ impl Diagnostic {
     pub fn error(summary: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,
+            kind: DiagnosticKind::Other,
             summary: summary.into(),
             detail: detail.into(),
             attribute: None,
@@ -34,6 +46,11 @@ impl Diagnostic {
             severity: Severity::Warning,
             ..Self::error(summary, detail)
         }
+    }
+
+    pub fn of_kind(mut self, kind: DiagnosticKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     pub fn on_attribute(mut self, attribute: impl Into<String>) -> Self {

@@ -223,7 +223,9 @@ macro_rules! resource_model {
                 Ok(model)
             }
 
-            /// The object value Terraform stores, every attribute present.
+            /// The object value Terraform stores, every attribute present. (The provider's own
+            /// block is only ever read.)
+            #[allow(dead_code)]
             pub fn to_value(&self) -> usualstore_cty::Value {
                 usualstore_cty::Value::object([
                     $( (stringify!($field), self.$field.to_cty()), )*

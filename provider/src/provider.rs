@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use usualstore_cty::{Type, Value};
 
 use crate::config::{self, ProviderContext};
-use crate::diagnostics::{Diagnostic, Diagnostics, proto_list};
+use crate::diagnostics::{Diagnostic, DiagnosticKind, Diagnostics, proto_list};
 use crate::proto::tfplugin6::{self, provider_server::Provider};
 use crate::resources::{self, PlanRequest, Resource};
 
@@ -198,7 +198,7 @@ impl Provider for UsualstoreProvider {
             Ok(config) => match config::resolve(&config, |k| std::env::var(k).ok()) {
                 Err(d) => Diagnostics(
                     d.0.into_iter()
-                        .filter(|x| !x.summary.contains("not known yet"))
+                        .filter(|x| x.kind != DiagnosticKind::NotKnownYet)
                         .collect(),
                 ),
                 Ok(_) => Diagnostics::default(),

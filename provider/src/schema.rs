@@ -40,27 +40,6 @@ pub struct Attribute {
 }
 
 impl Attribute {
-    pub fn new(
-        name: &'static str,
-        ty: Type,
-        presence: Presence,
-        description: &'static str,
-    ) -> Self {
-        Self {
-            name,
-            ty,
-            presence,
-            sensitive: false,
-            description,
-            plan: PlanModifiers::default(),
-        }
-    }
-
-    pub fn sensitive(mut self) -> Self {
-        self.sensitive = true;
-        self
-    }
-
     pub fn is_computed(&self) -> bool {
         matches!(
             self.presence,

@@ -1,14 +1,12 @@
 //! Acceptance tests for `usualstore_tenant_user`, driven by the real `terraform` binary (1.11.x and 1.0.3)
 //! against the throwaway cluster: DSNs that connect, each role's powers, rotation, drift, import, parallelism.
 
-mod support;
-
 use std::str::FromStr;
 
+use crate::support::hcl;
+use crate::support::pg::{self, Db, block_on, quote_ident};
+use crate::support::{Plan, Terraform, Workdir};
 use serde_json::Value;
-use support::hcl;
-use support::pg::{self, Db, block_on, quote_ident};
-use support::{Plan, Terraform, Workdir};
 
 /// A user block; `password: None` lets the provider generate one.
 struct User<'a> {

@@ -2,24 +2,19 @@
 //! side services, and shutdown. Terraform itself is exercised by the acceptance tests; these pin down the parts
 //! Terraform cannot show us, such as a stranger being refused.
 
-mod plugin_client;
-#[path = "../src/proto.rs"]
-#[allow(dead_code)]
-mod proto;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::plugin_client::{channel, terraform_like_identity, tls_client};
+use crate::proto::health::HealthCheckRequest;
+use crate::proto::health::health_check_response::ServingStatus;
+use crate::proto::health::health_client::HealthClient;
+use crate::proto::plugin::Empty;
+use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use crate::proto::tfplugin6::provider_client::ProviderClient;
 use base64::Engine as _;
-use plugin_client::{channel, terraform_like_identity, tls_client};
-use proto::health::HealthCheckRequest;
-use proto::health::health_check_response::ServingStatus;
-use proto::health::health_client::HealthClient;
-use proto::plugin::Empty;
-use proto::plugin::grpc_controller_client::GrpcControllerClient;
-use proto::tfplugin6::provider_client::ProviderClient;
 use rustls::pki_types::CertificateDer;
 use tonic::transport::Channel;
 
@@ -125,7 +120,7 @@ async fn terraform_certificate_is_accepted_and_others_are_refused() {
         ServingStatus::Serving as i32
     );
     let schema = ProviderClient::new(trusted)
-        .get_provider_schema(proto::tfplugin6::get_provider_schema::Request {})
+        .get_provider_schema(crate::proto::tfplugin6::get_provider_schema::Request {})
         .await
         .expect("schema")
         .into_inner();

@@ -5,17 +5,15 @@
 //! Runs against Terraform 1.11 (the fault handling is the provider's and PostgreSQL's, not Terraform's); the
 //! parallel scenarios run against 1.0.3 too.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::hcl;
-use support::pg::{self, block_on};
-use support::{Output, Terraform, Workdir};
+use crate::support::hcl;
+use crate::support::pg::{self, block_on};
+use crate::support::{Output, Terraform, Workdir};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_postgres::Client;
 use usualstore_testpg::Cluster;
@@ -314,7 +312,7 @@ async fn relay(mut client: TcpStream, mut server: TcpStream) {
 }
 
 fn connection_dropped_during_migration(terraform: &Terraform) {
-    support::require_test_hooks();
+    crate::support::require_test_hooks();
     let shared = usualstore_testpg::shared();
     let server = Server { cluster: None };
     let relay = Relay::start(shared.port());
@@ -486,17 +484,17 @@ fn two_states_applied_at_once(terraform: &Terraform) {
 
 #[test]
 fn provider_killed_mid_create_converges() {
-    support::with_terraform(Terraform::v1_11, "1.11", provider_killed_mid_create);
+    crate::support::with_terraform(Terraform::v1_11, "1.11", provider_killed_mid_create);
 }
 
 #[test]
 fn postgres_restart_mid_apply_converges() {
-    support::with_terraform(Terraform::v1_11, "1.11", postgres_restarted_mid_apply);
+    crate::support::with_terraform(Terraform::v1_11, "1.11", postgres_restarted_mid_apply);
 }
 
 #[test]
 fn dropped_connection_during_migration_converges() {
-    support::with_terraform(
+    crate::support::with_terraform(
         Terraform::v1_11,
         "1.11",
         connection_dropped_during_migration,
@@ -505,15 +503,15 @@ fn dropped_connection_during_migration_converges() {
 
 #[test]
 fn fifty_tenants_with_parallelism_fifty() {
-    support::with_terraform(Terraform::v1_11, "1.11", fifty_tenants_at_parallelism_fifty);
+    crate::support::with_terraform(Terraform::v1_11, "1.11", fifty_tenants_at_parallelism_fifty);
 }
 
 #[test]
 fn two_customers_applied_at_once_tf1_11() {
-    support::with_terraform(Terraform::v1_11, "1.11", two_states_applied_at_once);
+    crate::support::with_terraform(Terraform::v1_11, "1.11", two_states_applied_at_once);
 }
 
 #[test]
 fn two_customers_applied_at_once_tf1_0() {
-    support::with_terraform(Terraform::v1_0, "1.0.3", two_states_applied_at_once);
+    crate::support::with_terraform(Terraform::v1_0, "1.0.3", two_states_applied_at_once);
 }

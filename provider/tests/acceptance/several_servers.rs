@@ -1,15 +1,13 @@
 //! `examples/multi-server` against two throwaway servers: tenants land on the server they name, and a tenant is
 //! moved from one server to the other the way docs/guides/several-servers.md describes.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::str::FromStr;
 
-use support::pg::{self, block_on};
-use support::terraform::repo_root;
-use support::{Terraform, Workdir, hcl};
+use crate::support::pg::{self, block_on};
+use crate::support::terraform::repo_root;
+use crate::support::{Terraform, Workdir, hcl};
 use usualstore_testpg::Cluster;
 
 fn servers_tfvars(clusters: [&Cluster; 2], tenants: &BTreeMap<String, &str>) -> String {
@@ -99,7 +97,7 @@ fn tenants_spread_and_moved(terraform: &Terraform) {
     workdir.init();
     workdir.apply(&vars);
     assert!(
-        workdir.plan_detailed_with(&vars) == support::Plan::NoChanges,
+        workdir.plan_detailed_with(&vars) == crate::support::Plan::NoChanges,
         "plan after apply has changes"
     );
 
@@ -199,7 +197,7 @@ fn tenants_spread_and_moved(terraform: &Terraform) {
         "rows on the new server, through the new DSN"
     );
     assert!(
-        workdir.plan_detailed_with(&vars) == support::Plan::NoChanges,
+        workdir.plan_detailed_with(&vars) == crate::support::Plan::NoChanges,
         "plan after the move has changes"
     );
 
@@ -250,10 +248,10 @@ fn tenants_spread_and_moved(terraform: &Terraform) {
 
 #[test]
 fn two_servers_with_terraform_1_11() {
-    support::with_terraform(Terraform::v1_11, "1.11", tenants_spread_and_moved);
+    crate::support::with_terraform(Terraform::v1_11, "1.11", tenants_spread_and_moved);
 }
 
 #[test]
 fn two_servers_with_terraform_1_0() {
-    support::with_terraform(Terraform::v1_0, "1.0.3", tenants_spread_and_moved);
+    crate::support::with_terraform(Terraform::v1_0, "1.0.3", tenants_spread_and_moved);
 }

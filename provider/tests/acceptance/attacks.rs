@@ -3,15 +3,13 @@
 //! change server-wide settings). Each test is one opening of issue 9, asserted closed; see
 //! docs/guides/security.md for the threat model they hold up.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::pg::block_on;
-use support::{Plan, Terraform, Workdir, hcl};
+use crate::support::pg::block_on;
+use crate::support::{Plan, Terraform, Workdir, hcl};
 use tokio_postgres::Client;
 use usualstore_testpg::Cluster;
 
@@ -824,7 +822,7 @@ macro_rules! attacks {
         $(
             #[test]
             fn $scenario() {
-                support::with_terraform(Terraform::v1_11, "1.11", super::$scenario);
+                crate::support::with_terraform(Terraform::v1_11, "1.11", super::$scenario);
             }
         )*
     };

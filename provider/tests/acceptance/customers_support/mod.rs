@@ -1,4 +1,4 @@
-//! Helpers of the customer-workflow tests (acceptance_customers.rs): a copy of the repository's
+//! Helpers of the customer-workflow tests (customers.rs): a copy of the repository's
 //! `modules/tenant` and `examples/tenants` wired to the provider under test, a runner for the
 //! operator's scripts, a tmux-driven terminal for add-customer.sh's prompts, a YAML parser, and the
 //! checks of what each tenant user may do through its DSN.

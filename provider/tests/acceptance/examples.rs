@@ -1,13 +1,11 @@
 //! The per-resource examples under `examples/resources/` are applied for real, and the registry docs under
 //! `docs/resources/` must show them verbatim, so neither can go stale.
 
-mod support;
-
 use std::path::Path;
 
-use support::pg;
-use support::terraform::repo_root;
-use support::{Terraform, Workdir, hcl};
+use crate::support::pg;
+use crate::support::terraform::repo_root;
+use crate::support::{Terraform, Workdir, hcl};
 
 /// Examples applied against the shared test cluster; `usualstore_server`'s changes the whole
 /// server, so it gets a private one (see `server_examples_apply_and_destroy`).
@@ -110,20 +108,20 @@ fn server_examples_apply_and_destroy(terraform: &Terraform) {
 
 #[test]
 fn server_examples_apply_with_terraform_1_11() {
-    support::with_terraform(Terraform::v1_11, "1.11", server_examples_apply_and_destroy);
+    crate::support::with_terraform(Terraform::v1_11, "1.11", server_examples_apply_and_destroy);
 }
 
 #[test]
 fn server_examples_apply_with_terraform_1_0() {
-    support::with_terraform(Terraform::v1_0, "1.0.3", server_examples_apply_and_destroy);
+    crate::support::with_terraform(Terraform::v1_0, "1.0.3", server_examples_apply_and_destroy);
 }
 
 #[test]
 fn examples_apply_with_terraform_1_11() {
-    support::with_terraform(Terraform::v1_11, "1.11", examples_apply_and_destroy);
+    crate::support::with_terraform(Terraform::v1_11, "1.11", examples_apply_and_destroy);
 }
 
 #[test]
 fn examples_apply_with_terraform_1_0() {
-    support::with_terraform(Terraform::v1_0, "1.0.3", examples_apply_and_destroy);
+    crate::support::with_terraform(Terraform::v1_0, "1.0.3", examples_apply_and_destroy);
 }

@@ -2,18 +2,16 @@
 //! the provider against the throwaway PostgreSQL cluster of `usualstore_testpg`.
 //!
 //! Every scenario runs once per Terraform version, as `tf1_11::NAME` and `tf1_0::NAME`; a
-//! version this machine lacks is skipped with a loud note (see `support::terraform`).
-
-mod support;
+//! version this machine lacks is skipped with a loud note (see `crate::support::terraform`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::hcl;
-use support::pg::{self, Db};
-use support::process::run_with_timeout;
-use support::workdir::PROVIDER_VERSION;
-use support::{Output, Plan, Terraform, Workdir};
+use crate::support::hcl;
+use crate::support::pg::{self, Db};
+use crate::support::process::run_with_timeout;
+use crate::support::workdir::PROVIDER_VERSION;
+use crate::support::{Output, Plan, Terraform, Workdir};
 
 /// One `resource "usualstore_tenant"` block; `None` leaves the attribute out of the config.
 #[derive(Clone)]
@@ -559,7 +557,7 @@ fn trace_logs_show_provider_and_hide_password(terraform: &Terraform) {
             !applied.combined().contains(&password),
             "the superuser's password appears in the TRACE output"
         ),
-        None => support::terraform::loud_note(
+        None => crate::support::terraform::loud_note(
             "the test cluster has no superuser password, so the TRACE password check is vacuous",
         ),
     }
@@ -571,7 +569,7 @@ fn trace_logs_show_provider_and_hide_password(terraform: &Terraform) {
 // A newer provider embeds one more migration: plan shows `schema_version` moving, apply migrates in place.
 
 fn schema_migration_is_rolled_out(terraform: &Terraform) {
-    support::require_test_hooks();
+    crate::support::require_test_hooks();
     let database = pg::unique_name("mig");
     let tenant = unprotected("t", &database, "Migrating Inc.");
     let mut workdir = Workdir::new(terraform, &config(std::slice::from_ref(&tenant)));
