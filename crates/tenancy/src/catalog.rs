@@ -65,10 +65,18 @@ pub(crate) struct RoleRow {
     pub member_of: Vec<String>,
 }
 
+/// What a role of ours should be: a NOLOGIN group, or a login user. Neither has any other power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoleShape {
+    Group,
+    Login,
+}
+
 impl RoleRow {
-    /// `ALTER ROLE` options that bring the role back to a plain NOLOGIN group. Only differing
-    /// options are listed: PostgreSQL 15 refuses even a no-op `NOSUPERUSER` from a non-superuser.
-    pub fn attribute_fixes(&self) -> Vec<&'static str> {
+    /// `ALTER ROLE` options that bring the role back to `shape`. Only differing options are
+    /// listed: PostgreSQL 15 refuses even a no-op `NOSUPERUSER` from a non-superuser. A login
+    /// user's connection limit is its own setting, compared elsewhere.
+    pub fn fixes(&self, shape: RoleShape) -> Vec<&'static str> {
         let mut fixes = Vec::new();
         if self.superuser {
             fixes.push("NOSUPERUSER");
@@ -82,8 +90,10 @@ impl RoleRow {
         if self.create_db {
             fixes.push("NOCREATEDB");
         }
-        if self.login {
-            fixes.extend(["NOLOGIN", "PASSWORD NULL"]);
+        match shape {
+            RoleShape::Group if self.login => fixes.extend(["NOLOGIN", "PASSWORD NULL"]),
+            RoleShape::Login if !self.login => fixes.push("LOGIN"),
+            _ => {}
         }
         if self.replication {
             fixes.push("NOREPLICATION");
@@ -91,7 +101,7 @@ impl RoleRow {
         if self.bypass_rls {
             fixes.push("NOBYPASSRLS");
         }
-        if self.connection_limit != -1 {
+        if shape == RoleShape::Group && self.connection_limit != -1 {
             fixes.push("CONNECTION LIMIT -1");
         }
         fixes

@@ -12,7 +12,6 @@ use crate::catalog::LARGE_OBJECT_CREATORS;
 use crate::error::{DbResultExt, TenantError};
 use crate::server::Server;
 use crate::sql::quote_ident;
-use crate::waits::explain;
 
 /// A grant that lets a tenant's login past its own database.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -132,31 +131,28 @@ pub async fn public_may_connect(server: &Server) -> Result<bool, TenantError> {
 /// owner: PostgreSQL then revokes nothing, with only a warning) gets an error saying what to run
 /// as the owner.
 pub async fn apply_lockdown(server: &Server) -> Result<LockdownStatus, TenantError> {
-    let session = server.connect_maintenance().await?;
-    let result = match lock_down(&session, server.maintenance_database()).await {
-        Ok(status) => Ok(status),
-        Err(error) => Err(explain(error, &session, Some(server.lock_timeout())).await),
-    };
-    session.close().await;
-    result
+    server
+        .on_maintenance(async |session| lock_down(session, server.maintenance_database()).await)
+        .await
 }
 
 /// Gives PUBLIC back CONNECT and TEMPORARY on the maintenance database and CONNECT on
 /// `template1`, PostgreSQL's defaults. Schema CREATE and the large-object functions stay
 /// restricted: PostgreSQL 15 and later do not grant the former either, and nothing needs the latter.
 pub async fn remove_lockdown(server: &Server) -> Result<(), TenantError> {
-    let session = server.connect_maintenance().await?;
     let database = quote_ident(server.maintenance_database());
     tracing::info!("giving PUBLIC back CONNECT on the maintenance database and template1");
-    let result = session
-        .batch_execute(&format!(
-            "GRANT CONNECT, TEMPORARY ON DATABASE {database} TO PUBLIC; \
-             GRANT CONNECT ON DATABASE template1 TO PUBLIC"
-        ))
+    server
+        .on_maintenance(async |session| {
+            session
+                .batch_execute(&format!(
+                    "GRANT CONNECT, TEMPORARY ON DATABASE {database} TO PUBLIC; \
+                     GRANT CONNECT ON DATABASE template1 TO PUBLIC"
+                ))
+                .await
+                .context("giving PUBLIC back CONNECT")
+        })
         .await
-        .context("giving PUBLIC back CONNECT");
-    session.close().await;
-    result
 }
 
 async fn lock_down(client: &Client, database: &str) -> Result<LockdownStatus, TenantError> {

@@ -5,9 +5,9 @@
 //! role's name.
 
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
-use crate::catalog::{RoleRow, fetch_roles};
+use crate::catalog::{RoleRow, RoleShape, fetch_roles};
 use crate::error::{DbResultExt, TenantError};
 use crate::metadata::{render_role_comment, role_comment_matches};
 use crate::names::{RoleKind, RoleNames};
@@ -66,6 +66,32 @@ pub(crate) fn our_role(states: &[(RoleKind, RoleState)], kind: RoleKind) -> Opti
         .and_then(|(_, state)| state.ours())
 }
 
+/// Runs `work` in a transaction that holds the advisory locks of `roles` (taken in name order, so
+/// operations crossing the same roles queue instead of deadlocking), then commits. `work` may take
+/// further role locks with [`lock_role`].
+pub(crate) async fn with_role_locks<T>(
+    client: &mut Client,
+    roles: &[&str],
+    work: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, TenantError>,
+) -> Result<T, TenantError> {
+    let transaction = client
+        .transaction()
+        .await
+        .context("starting a role transaction")?;
+    let mut ordered = roles.to_vec();
+    ordered.sort_unstable();
+    ordered.dedup();
+    for role in ordered {
+        lock_role(&transaction, role).await?;
+    }
+    let done = work(&transaction).await?;
+    transaction
+        .commit()
+        .await
+        .context("committing a role transaction")?;
+    Ok(done)
+}
+
 pub(crate) async fn lock_role(client: &impl GenericClient, role: &str) -> Result<(), TenantError> {
     client
         .execute_typed(
@@ -102,43 +128,34 @@ pub(crate) async fn ensure_roles(
         }
     }
     for (kind, name) in names.iter() {
-        let transaction = client
-            .transaction()
-            .await
-            .context("starting the role transaction")?;
-        lock_role(&transaction, name).await?;
-        // Re-check under the lock: a concurrent create of the same tenant may have won.
-        let existing = fetch_roles(transaction.client(), &[name]).await?;
-        match existing.first() {
-            Some(row) if role_comment_matches(row.comment.as_deref(), database, kind) => {
-                tracing::debug!(role = name, "adopting existing usualstore role");
-                transaction
-                    .rollback()
-                    .await
-                    .context("ending the role transaction")?;
-                continue;
-            }
-            Some(_) => {
-                return Err(TenantError::RoleConflict {
+        let fresh = with_role_locks(client, &[name], async |transaction| {
+            // Re-check under the lock: a concurrent create of the same tenant may have won.
+            match fetch_roles(transaction.client(), &[name]).await?.first() {
+                Some(row) if role_comment_matches(row.comment.as_deref(), database, kind) => {
+                    tracing::debug!(role = name, "adopting existing usualstore role");
+                    Ok(false)
+                }
+                Some(_) => Err(TenantError::RoleConflict {
                     role: name.to_owned(),
-                });
+                }),
+                None => {
+                    tracing::info!(role = name, kind = %kind, "creating group role");
+                    transaction
+                        .batch_execute(&format!(
+                            "CREATE ROLE {role} NOLOGIN INHERIT; COMMENT ON ROLE {role} IS {comment}",
+                            role = quote_ident(name),
+                            comment = quote_literal(&render_role_comment(database, kind)),
+                        ))
+                        .await
+                        .context(format!("creating role {name:?}"))?;
+                    Ok(true)
+                }
             }
-            None => {}
+        })
+        .await?;
+        if fresh {
+            created.push(name.to_owned());
         }
-        tracing::info!(role = name, kind = %kind, "creating group role");
-        transaction
-            .batch_execute(&format!(
-                "CREATE ROLE {role} NOLOGIN INHERIT; COMMENT ON ROLE {role} IS {comment}",
-                role = quote_ident(name),
-                comment = quote_literal(&render_role_comment(database, kind)),
-            ))
-            .await
-            .context(format!("creating role {name:?}"))?;
-        transaction
-            .commit()
-            .await
-            .context(format!("committing role {name:?}"))?;
-        created.push(name.to_owned());
     }
     Ok(())
 }
@@ -146,7 +163,7 @@ pub(crate) async fn ensure_roles(
 /// Drift of the roles themselves (attributes, memberships), for Read.
 pub(crate) fn describe_role_drift(row: &RoleRow) -> Vec<String> {
     let mut lines = Vec::new();
-    let fixes = row.attribute_fixes();
+    let fixes = row.fixes(RoleShape::Group);
     if !fixes.is_empty() {
         lines.push(format!(
             "role {:?} has attributes a group role must not have (needs {})",
@@ -165,42 +182,36 @@ pub(crate) fn describe_role_drift(row: &RoleRow) -> Vec<String> {
 
 /// Resets a group role to a plain NOLOGIN role that belongs to no other role.
 pub(crate) async fn reset_role(client: &mut Client, row: &RoleRow) -> Result<(), TenantError> {
-    let fixes = row.attribute_fixes();
+    let fixes = row.fixes(RoleShape::Group);
     if fixes.is_empty() && row.member_of.is_empty() {
         return Ok(());
     }
-    let transaction = client
-        .transaction()
-        .await
-        .context("starting the role transaction")?;
-    lock_role(&transaction, &row.name).await?;
-    if !fixes.is_empty() {
-        tracing::info!(role = %row.name, fixes = %fixes.join(" "), "resetting group role attributes");
-        transaction
-            .batch_execute(&format!(
-                "ALTER ROLE {} {}",
-                quote_ident(&row.name),
-                fixes.join(" ")
-            ))
-            .await
-            .context(format!("resetting the attributes of role {:?}", row.name))?;
-    }
-    for group in &row.member_of {
-        tracing::info!(role = %row.name, %group, "removing group role from another role");
-        transaction
-            .batch_execute(&format!(
-                "REVOKE {} FROM {}",
-                quote_ident(group),
-                quote_ident(&row.name)
-            ))
-            .await
-            .context(format!("removing role {:?} from {group:?}", row.name))?;
-    }
-    transaction
-        .commit()
-        .await
-        .context(format!("committing changes to role {:?}", row.name))?;
-    Ok(())
+    with_role_locks(client, &[&row.name], async |transaction| {
+        if !fixes.is_empty() {
+            tracing::info!(role = %row.name, fixes = %fixes.join(" "), "resetting group role attributes");
+            transaction
+                .batch_execute(&format!(
+                    "ALTER ROLE {} {}",
+                    quote_ident(&row.name),
+                    fixes.join(" ")
+                ))
+                .await
+                .context(format!("resetting the attributes of role {:?}", row.name))?;
+        }
+        for group in &row.member_of {
+            tracing::info!(role = %row.name, %group, "removing group role from another role");
+            transaction
+                .batch_execute(&format!(
+                    "REVOKE {} FROM {}",
+                    quote_ident(group),
+                    quote_ident(&row.name)
+                ))
+                .await
+                .context(format!("removing role {:?} from {group:?}", row.name))?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// True when the connected user is a superuser.
@@ -225,36 +236,30 @@ pub(crate) async fn ensure_operator_membership(
     if operator_is_superuser(client).await? {
         return Ok(());
     }
-    let transaction = client
-        .transaction()
-        .await
-        .context("starting the membership transaction")?;
-    lock_role(&transaction, owner_role).await?;
-    let row = transaction
-        .query_typed_one(
-            "SELECT pg_catalog.pg_has_role(current_user, $1::text::name, 'USAGE')",
-            &[(&owner_role, Type::TEXT)],
-        )
-        .await
-        .context(format!(
-            "checking the operator's membership in {owner_role:?}"
-        ))?;
-    let is_member: bool = row.get(0);
-    if !is_member {
-        tracing::info!(role = owner_role, "granting the owner role to the operator");
-        transaction
-            .batch_execute(&format!(
-                "GRANT {} TO CURRENT_USER",
-                quote_ident(owner_role)
-            ))
+    with_role_locks(client, &[owner_role], async |transaction| {
+        let is_member: bool = transaction
+            .query_typed_one(
+                "SELECT pg_catalog.pg_has_role(current_user, $1::text::name, 'USAGE')",
+                &[(&owner_role, Type::TEXT)],
+            )
             .await
-            .context(format!("granting role {owner_role:?} to the operator"))?;
-    }
-    transaction
-        .commit()
-        .await
-        .context("committing the operator's membership")?;
-    Ok(())
+            .context(format!(
+                "checking the operator's membership in {owner_role:?}"
+            ))?
+            .get(0);
+        if !is_member {
+            tracing::info!(role = owner_role, "granting the owner role to the operator");
+            transaction
+                .batch_execute(&format!(
+                    "GRANT {} TO CURRENT_USER",
+                    quote_ident(owner_role)
+                ))
+                .await
+                .context(format!("granting role {owner_role:?} to the operator"))?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Drops those of the given roles that still exist and are ours for `database`; others are left
@@ -266,38 +271,31 @@ pub(crate) async fn drop_our_roles(
 ) -> Result<Vec<String>, TenantError> {
     let mut dropped = Vec::new();
     for &(kind, name) in roles {
-        let transaction = client
-            .transaction()
-            .await
-            .context("starting the role transaction")?;
-        lock_role(&transaction, name).await?;
-        let existing = fetch_roles(transaction.client(), &[name]).await?;
-        let ours = existing
-            .first()
-            .is_some_and(|row| role_comment_matches(row.comment.as_deref(), database, kind));
-        if !ours {
-            if !existing.is_empty() {
-                tracing::warn!(
-                    role = name,
-                    "leaving role alone: it is not a usualstore role of this tenant"
-                );
+        let gone = with_role_locks(client, &[name], async |transaction| {
+            let existing = fetch_roles(transaction.client(), &[name]).await?;
+            let ours = existing
+                .first()
+                .is_some_and(|row| role_comment_matches(row.comment.as_deref(), database, kind));
+            if !ours {
+                if !existing.is_empty() {
+                    tracing::warn!(
+                        role = name,
+                        "leaving role alone: it is not a usualstore role of this tenant"
+                    );
+                }
+                return Ok(false);
             }
+            tracing::info!(role = name, "dropping group role");
             transaction
-                .rollback()
+                .batch_execute(&format!("DROP ROLE {}", quote_ident(name)))
                 .await
-                .context("ending the role transaction")?;
-            continue;
+                .context(format!("dropping role {name:?}"))?;
+            Ok(true)
+        })
+        .await?;
+        if gone {
+            dropped.push(name.to_owned());
         }
-        tracing::info!(role = name, "dropping group role");
-        transaction
-            .batch_execute(&format!("DROP ROLE {}", quote_ident(name)))
-            .await
-            .context(format!("dropping role {name:?}"))?;
-        transaction
-            .commit()
-            .await
-            .context(format!("committing the drop of role {name:?}"))?;
-        dropped.push(name.to_owned());
     }
     Ok(dropped)
 }

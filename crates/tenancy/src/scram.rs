@@ -50,25 +50,11 @@ fn scram_matches(rest: &str, password: &str) -> Option<bool> {
         Ok(prepared) => prepared.into_owned().into_bytes(),
         Err(_) => password.as_bytes().to_vec(),
     };
-    let salted = hi(&prepared, &salt, iterations)?;
+    // SCRAM's Hi() is PBKDF2-HMAC-SHA-256 with one output block.
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(&prepared, &salt, iterations, &mut salted);
     let client_key = hmac_sha256(&salted, b"Client Key")?;
     Some(Sha256::digest(client_key).as_slice() == stored_key.as_slice())
-}
-
-/// PBKDF2-HMAC-SHA-256 with one output block, which is SCRAM's `Hi()`.
-fn hi(password: &[u8], salt: &[u8], iterations: u32) -> Option<[u8; 32]> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(password).ok()?;
-    mac.update(salt);
-    mac.update(&1u32.to_be_bytes());
-    let mut previous: [u8; 32] = mac.finalize().into_bytes().into();
-    let mut result = previous;
-    for _ in 1..iterations {
-        previous = hmac_sha256(password, &previous)?;
-        for (out, byte) in result.iter_mut().zip(previous) {
-            *out ^= byte;
-        }
-    }
-    Some(result)
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Option<[u8; 32]> {

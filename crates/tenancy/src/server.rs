@@ -122,6 +122,24 @@ impl Server {
         self.connect_to(&database).await
     }
 
+    /// Runs `operation` on a maintenance session of its own, which is closed afterwards. A wait
+    /// that ran into the lock timeout is explained through the same session (whose failed
+    /// transaction, if any, is rolled back by then): who held the lock.
+    pub(crate) async fn on_maintenance<T>(
+        &self,
+        operation: impl AsyncFnOnce(&mut Session) -> Result<T, TenantError>,
+    ) -> Result<T, TenantError> {
+        let mut session = self.connect_maintenance().await?;
+        let result = match operation(&mut session).await {
+            Ok(done) => Ok(done),
+            Err(error) => {
+                Err(crate::waits::explain(error, &session, Some(self.lock_timeout)).await)
+            }
+        };
+        session.close().await;
+        result
+    }
+
     /// Connects to `database` with the same credentials and TLS settings. Every session starts
     /// with [`SEARCH_PATH`] and the lock timeout set, as start-up options: no extra round trip,
     /// and in force before the first statement.

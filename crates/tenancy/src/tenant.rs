@@ -19,7 +19,7 @@ use crate::roles::{
 use crate::server::{Server, Session};
 use crate::service_plan::ServicePlan;
 use crate::user::drop_users_of;
-use crate::waits::{AdvisoryKey, LockTarget, explain};
+use crate::waits::{AdvisoryKey, LockTarget};
 
 /// First key of the per-tenant session advisory lock (second key: `hashtext(database)`):
 /// create, update and delete of one tenant never run at the same time, even from several
@@ -100,13 +100,9 @@ pub async fn create_tenant(
     spec: &TenantSpec,
 ) -> Result<TenantStatus, TenantError> {
     spec.validate()?;
-    let mut maintenance = server.connect_maintenance().await?;
-    let result = match create_with(server, &mut maintenance, spec).await {
-        Ok(done) => Ok(done),
-        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
-    };
-    maintenance.close().await;
-    result
+    server
+        .on_maintenance(async |session| create_with(server, session, spec).await)
+        .await
 }
 
 /// Converges an existing tenant to `spec` and repairs drift; never recreates the database.
@@ -115,26 +111,18 @@ pub async fn update_tenant(
     spec: &TenantSpec,
 ) -> Result<TenantStatus, TenantError> {
     spec.validate()?;
-    let mut maintenance = server.connect_maintenance().await?;
-    let result = match update_with(server, &mut maintenance, spec).await {
-        Ok(done) => Ok(done),
-        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
-    };
-    maintenance.close().await;
-    result
+    server
+        .on_maintenance(async |session| update_with(server, session, spec).await)
+        .await
 }
 
 /// Drops the tenant database and its group roles. A tenant that is already gone, wholly or in
 /// part, is not an error; a database that is not ours is refused.
 pub async fn delete_tenant(server: &Server, database: &str) -> Result<(), TenantError> {
     validate_database_name(database)?;
-    let mut maintenance = server.connect_maintenance().await?;
-    let result = match delete_with(server, &mut maintenance, database).await {
-        Ok(done) => Ok(done),
-        Err(error) => Err(explain(error, &maintenance, Some(server.lock_timeout())).await),
-    };
-    maintenance.close().await;
-    result
+    server
+        .on_maintenance(async |session| delete_with(server, session, database).await)
+        .await
 }
 
 /// Session-level: held until the maintenance session closes at the end of the operation, or

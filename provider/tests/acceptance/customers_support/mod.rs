@@ -1,6 +1,6 @@
 //! Helpers of the customer-workflow tests (customers.rs): a copy of the repository's
 //! `modules/tenant` and `examples/tenants` wired to the provider under test, a runner for the
-//! operator's scripts, a tmux-driven terminal for add-customer.sh's prompts, a YAML parser, and the
+//! operator's scripts, a tmux-driven terminal for add-customer.sh's prompts, YAML reading, and the
 //! checks of what each tenant user may do through its DSN.
 #![allow(dead_code)] // the two test functions use different parts
 
@@ -68,45 +68,24 @@ pub fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-/// Installs shellcheck, tmux and PyYAML when missing (scripts/ensure-customer-tools.sh) and
-/// returns the python3 that imports yaml.
-pub fn tools() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let mut command = Command::new("bash");
-            command.arg(repo_root().join("scripts/ensure-customer-tools.sh"));
-            let output = run_with_timeout(command, Duration::from_secs(600));
-            assert!(
-                output.success(),
-                "ensure-customer-tools.sh failed:\n{output}"
-            );
-            output
-                .stdout
-                .lines()
-                .find_map(|line| line.strip_prefix("USUALSTORE_PYTHON_YAML="))
-                .map(PathBuf::from)
-                .unwrap_or_else(|| panic!("ensure-customer-tools.sh named no python:\n{output}"))
-        })
-        .clone()
+/// Installs shellcheck and tmux when missing (scripts/ensure-customer-tools.sh), once.
+pub fn tools() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let mut command = Command::new("bash");
+        command.arg(repo_root().join("scripts/ensure-customer-tools.sh"));
+        let output = run_with_timeout(command, Duration::from_secs(600));
+        assert!(
+            output.success(),
+            "ensure-customer-tools.sh failed:\n{output}"
+        );
+    });
 }
 
-/// A YAML file as JSON, parsed by PyYAML's safe loader.
+/// A YAML file as JSON values.
 pub fn parse_yaml(path: &Path) -> Value {
-    let mut command = Command::new(tools());
-    command.args([
-        "-c",
-        "import json, sys, yaml\nwith open(sys.argv[1]) as f:\n    print(json.dumps(yaml.safe_load(f)))",
-    ]);
-    command.arg(path);
-    let output = run_with_timeout(command, Duration::from_secs(60));
-    assert!(
-        output.success(),
-        "{} is not valid YAML:\n{output}",
-        path.display()
-    );
-    serde_json::from_str(&output.stdout)
-        .unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{output}"))
+    serde_yaml_ng::from_str(&read(path))
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
 }
 
 pub fn shellcheck(files: &[PathBuf]) {
