@@ -17,7 +17,8 @@ pub const MIGRATIONS_TABLE: &str = "public.usualstore_schema_migrations";
 /// Other code taking advisory locks in tenant databases must avoid this value.
 pub const MIGRATION_LOCK_KEY: i64 = 0x7573_7363_686d_0001; // "uschm" + 1
 
-const CREATE_MIGRATIONS_TABLE: &str = "create table public.usualstore_schema_migrations (
+const CREATE_MIGRATIONS_TABLE: &str =
+    "create table if not exists public.usualstore_schema_migrations (
     version integer primary key,
     name text not null,
     checksum text not null,
@@ -28,22 +29,27 @@ const CREATE_MIGRATIONS_TABLE: &str = "create table public.usualstore_schema_mig
 type History = BTreeMap<i32, String>;
 
 /// The highest migration version recorded in the database; 0 when no migration table exists
-/// (a database never migrated).
+/// (a database never migrated). One round trip; call it outside a transaction (a missing table
+/// is an error PostgreSQL would otherwise keep the transaction aborted for).
 pub async fn applied_version(client: &Client) -> Result<i32, SchemaError> {
-    if !migrations_table_exists(client).await? {
-        return Ok(0);
-    }
     let row = client
-        .query_typed_one(
+        .query_typed_opt(
             "select coalesce(pg_catalog.max(version), 0) from public.usualstore_schema_migrations",
             &[],
         )
-        .await?;
-    Ok(row.try_get(0)?)
+        .await;
+    match row {
+        Ok(Some(row)) => Ok(row.try_get(0)?),
+        Ok(None) => Ok(0),
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+            Ok(0)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
-/// Work a caller does inside each migration's transaction, after the migration's SQL and before
-/// its commit: what it does is committed atomically with the migration.
+/// Work a caller does inside the migrations' transaction, after their SQL and before the commit:
+/// what it does is committed atomically with them.
 ///
 /// The provider fixes privileges here. A table a migration creates gets the groups' default
 /// privileges at once; fixing them before the commit means no session ever sees, say, a secrets
@@ -70,11 +76,12 @@ impl BeforeCommit for Nothing {
 }
 
 /// Applies every migration of `migrations` (ordered by version, e.g. [`migrations()`]) that the
-/// database lacks, each in its own transaction, oldest first. Returns the versions it applied
-/// (empty when the schema was current).
+/// database lacks, oldest first, all in one transaction: the database goes from one released
+/// version to the next as a whole. Returns the versions it applied (empty when the schema was
+/// current).
 ///
-/// Safe to run concurrently on one database: each step holds a transaction-scoped advisory lock
-/// ([`MIGRATION_LOCK_KEY`]) and re-reads the applied set under it, so every migration is applied
+/// Safe to run concurrently on one database: the transaction holds an advisory lock
+/// ([`MIGRATION_LOCK_KEY`]) and reads the applied set under it, so every migration is applied
 /// exactly once. The migrations table is created if missing. Objects are created by the
 /// session's current role: a caller that did `SET ROLE <owner>` gets them owned by that role
 /// (the role is left as it is).
@@ -82,8 +89,9 @@ impl BeforeCommit for Nothing {
 /// Refuses, before changing anything, when the database's history does not fit the list:
 /// a newer version than the list knows ([`SchemaError::DatabaseNewer`]), an applied migration
 /// whose SQL changed ([`SchemaError::ChecksumMismatch`]), an unknown applied version, or a pending
-/// migration older than an applied one. A failing migration is rolled back entirely and
-/// reported as [`SchemaError::MigrationFailed`]; the migrations before it stay applied.
+/// migration older than an applied one. A failing migration is reported as
+/// [`SchemaError::MigrationFailed`] and rolls the whole run back; what earlier runs applied
+/// stays.
 ///
 /// [`migrations()`]: crate::migrations
 pub async fn apply_pending(
@@ -93,94 +101,91 @@ pub async fn apply_pending(
     apply_pending_with(client, migrations, &mut Nothing).await
 }
 
-/// [`apply_pending`], running `hook` inside each migration's transaction before it commits. A
-/// failing hook rolls that migration back like a failing migration.
+/// [`apply_pending`], running `hook` in the same transaction before it commits, whether or not a
+/// migration was pending. A failing hook rolls the run back like a failing migration.
+///
+/// Round trips are few: the lock, the table and the history go out together, and so do all the
+/// pending migrations with their records.
 pub async fn apply_pending_with<H: BeforeCommit>(
     client: &mut Client,
     migrations: &[Migration],
     hook: &mut H,
 ) -> Result<Vec<i32>, H::Error> {
     check_order(migrations)?;
-    let mut applied_now = Vec::new();
-    loop {
-        // Read committed, whatever the session default: every statement after the lock must see
-        // what the previous holder committed.
-        let transaction = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await
-            .map_err(SchemaError::from)?;
-        transaction
-            .execute_typed(
-                "select pg_catalog.pg_advisory_xact_lock($1)",
-                &[(&MIGRATION_LOCK_KEY, Type::INT8)],
-            )
-            .await
-            .map_err(SchemaError::from)?;
-        if !migrations_table_exists(&transaction).await? {
+    // Read committed, whatever the session default: every statement after the lock must see
+    // what the previous holder committed.
+    let transaction = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(SchemaError::from)?;
+    let (_, _, history) = tokio::try_join!(
+        async {
+            transaction
+                .execute_typed(
+                    "select pg_catalog.pg_advisory_xact_lock($1)",
+                    &[(&MIGRATION_LOCK_KEY, Type::INT8)],
+                )
+                .await
+                .map_err(SchemaError::from)
+        },
+        async {
             transaction
                 .batch_execute(CREATE_MIGRATIONS_TABLE)
                 .await
-                .map_err(SchemaError::from)?;
-        }
-        let history = read_history(&transaction).await?;
+                .map_err(SchemaError::from)
+        },
+        read_history(&transaction),
+    )?;
+    let pending = pending(&history, migrations)?;
 
-        let Some(migration) = next_pending(&history, migrations)? else {
-            transaction.commit().await.map_err(SchemaError::from)?;
-            tracing::debug!(applied = ?applied_now, "schema is up to date");
-            return Ok(applied_now);
-        };
-
-        if let Err(source) = transaction.batch_execute(migration.sql).await {
-            // The transaction is aborted; roll back now rather than when the handle drops, so
-            // the session is clean when the error reaches the caller.
-            if let Err(rollback_error) = transaction.rollback().await {
-                tracing::warn!(error = %rollback_error, "rollback after a failed migration failed");
-            }
-            return Err(SchemaError::MigrationFailed {
-                version: migration.version,
-                name: migration.name,
-                source,
-            }
-            .into());
+    // Each migration is one request (its SQL, then its record), so the requests run in the
+    // order they are sent.
+    let applying = pending.iter().map(|migration| {
+        let transaction = &transaction;
+        async move {
+            let record = format!(
+                "\n;\ninsert into public.usualstore_schema_migrations (version, name, checksum) \
+                 values ({}, {}, {})",
+                migration.version,
+                literal(migration.name),
+                literal(&migration.checksum())
+            );
+            transaction
+                .batch_execute(&format!("{}{record}", migration.sql))
+                .await
+                .map_err(|source| SchemaError::MigrationFailed {
+                    version: migration.version,
+                    name: migration.name,
+                    source,
+                })
         }
-        transaction
-            .execute_typed(
-                "insert into public.usualstore_schema_migrations (version, name, checksum) \
-                 values ($1, $2, $3)",
-                &[
-                    (&migration.version, Type::INT4),
-                    (&migration.name, Type::TEXT),
-                    (&migration.checksum(), Type::TEXT),
-                ],
-            )
-            .await
-            .map_err(SchemaError::from)?;
-        if let Err(error) = hook.before_commit(&transaction).await {
-            if let Err(rollback_error) = transaction.rollback().await {
-                tracing::warn!(error = %rollback_error, "rollback after a failed hook failed");
-            }
-            return Err(error);
+    });
+    // Sent together and run in order: the first failure is the migration at fault; those after
+    // it only report the aborted transaction.
+    let outcomes = futures_util::future::join_all(applying).await;
+    let failure = outcomes.into_iter().find_map(Result::err);
+    let failure = match failure {
+        Some(failure) => Some(H::Error::from(failure)),
+        None => hook.before_commit(&transaction).await.err(),
+    };
+    if let Some(error) = failure {
+        // Rolled back now rather than when the handle drops, so the session is clean when the
+        // error reaches the caller.
+        if let Err(rollback_error) = transaction.rollback().await {
+            tracing::warn!(error = %rollback_error, "rollback after a failed migration run failed");
         }
-        transaction.commit().await.map_err(SchemaError::from)?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "applied schema migration"
-        );
-        applied_now.push(migration.version);
+        return Err(error);
     }
-}
-
-async fn migrations_table_exists(client: &impl GenericClient) -> Result<bool, SchemaError> {
-    let row = client
-        .query_typed_one(
-            "select pg_catalog.to_regclass('public.usualstore_schema_migrations') is not null",
-            &[],
-        )
-        .await?;
-    Ok(row.try_get(0)?)
+    transaction.commit().await.map_err(SchemaError::from)?;
+    let versions: Vec<i32> = pending.iter().map(|migration| migration.version).collect();
+    if versions.is_empty() {
+        tracing::debug!("schema is up to date");
+    } else {
+        tracing::info!(versions = ?versions, "applied schema migrations");
+    }
+    Ok(versions)
 }
 
 async fn read_history(client: &impl GenericClient) -> Result<History, SchemaError> {
@@ -208,11 +213,17 @@ fn check_order(migrations: &[Migration]) -> Result<(), SchemaError> {
     Ok(())
 }
 
-/// Checks the recorded history against the list and picks the oldest migration still to apply.
-fn next_pending<'a>(
+/// A string literal for the migrations' names and checksums (lowercase letters, digits, `_`).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Checks the recorded history against the list and returns the migrations still to apply, oldest
+/// first.
+fn pending<'a>(
     history: &History,
     migrations: &'a [Migration],
-) -> Result<Option<&'a Migration>, SchemaError> {
+) -> Result<Vec<&'a Migration>, SchemaError> {
     let latest_known = migrations.last().map_or(0, |migration| migration.version);
     let latest_applied = history.keys().next_back().copied().unwrap_or(0);
     if latest_applied > latest_known {
@@ -234,15 +245,16 @@ fn next_pending<'a>(
             });
         }
     }
-    let pending = migrations
+    let pending: Vec<&Migration> = migrations
         .iter()
-        .find(|migration| !history.contains_key(&migration.version));
-    match pending {
+        .filter(|migration| !history.contains_key(&migration.version))
+        .collect();
+    match pending.first() {
         Some(migration) if migration.version < latest_applied => Err(SchemaError::OutOfOrder {
             version: migration.version,
             latest_applied,
         }),
-        other => Ok(other),
+        _ => Ok(pending),
     }
 }
 
@@ -274,28 +286,28 @@ mod tests {
     }
 
     #[test]
-    fn picks_the_oldest_pending_migration() {
+    fn lists_what_is_pending_oldest_first() {
         let list = [A, B, D];
-        assert_eq!(next_pending(&History::new(), &list).unwrap(), Some(&A));
-        assert_eq!(next_pending(&history(&[A]), &list).unwrap(), Some(&B));
-        assert_eq!(next_pending(&history(&[A, B, D]), &list).unwrap(), None);
+        assert_eq!(pending(&History::new(), &list).unwrap(), [&A, &B, &D]);
+        assert_eq!(pending(&history(&[A]), &list).unwrap(), [&B, &D]);
+        assert!(pending(&history(&[A, B, D]), &list).unwrap().is_empty());
     }
 
     #[test]
     fn refuses_histories_that_do_not_fit() {
         assert!(matches!(
-            next_pending(&history(&[A, B, D]), &[A, B]),
+            pending(&history(&[A, B, D]), &[A, B]),
             Err(SchemaError::DatabaseNewer {
                 database_version: 4,
                 latest_known: 2
             })
         ));
         assert!(matches!(
-            next_pending(&history(&[A, B]), &[A, D]),
+            pending(&history(&[A, B]), &[A, D]),
             Err(SchemaError::UnknownApplied { version: 2 })
         ));
         assert!(matches!(
-            next_pending(&history(&[A, D]), &[A, B, D]),
+            pending(&history(&[A, D]), &[A, B, D]),
             Err(SchemaError::OutOfOrder {
                 version: 2,
                 latest_applied: 4
@@ -306,7 +318,7 @@ mod tests {
             ..B
         };
         assert!(matches!(
-            next_pending(&history(&[A, B]), &[A, edited_b]),
+            pending(&history(&[A, B]), &[A, edited_b]),
             Err(SchemaError::ChecksumMismatch { version: 2, .. })
         ));
     }

@@ -3,12 +3,12 @@
 
 use tokio_postgres::{Client, Transaction};
 
-use crate::catalog::{fetch_database, inspect_tenant_objects};
+use crate::catalog::{DatabaseRow, inspect_tenant_objects};
 use crate::database::{set_connection_limit, set_owner};
 use crate::error::{DbResultExt, TenantError};
 use crate::model::assess;
 use crate::names::RoleNames;
-use crate::roles::{RoleState, ensure_operator_membership, ensure_roles, reset_role, role_states};
+use crate::roles::{RoleState, ensure_operator_membership, ensure_roles, reset_role};
 use crate::server::{Server, Session};
 use crate::sql::quote_ident;
 use crate::tenant::TenantSpec;
@@ -21,41 +21,28 @@ pub(crate) async fn converge(
     server: &Server,
     maintenance: &mut Session,
     spec: &TenantSpec,
+    row: &DatabaseRow,
 ) -> Result<Session, TenantError> {
     let database = spec.database_name.as_str();
     let names = RoleNames::for_database(database);
-
-    let mut recreated = Vec::new();
-    ensure_roles(maintenance, database, &names, &mut recreated).await?;
-    if !recreated.is_empty() {
-        tracing::info!(database, roles = ?recreated, "recreated missing group roles");
-    }
-    for (_, state) in role_states(maintenance, database, &names).await? {
-        if let RoleState::Ours(row) = state {
-            reset_role(maintenance, &row).await?;
-        }
-    }
-    ensure_operator_membership(maintenance, &names.owner).await?;
-
-    let Some(row) = fetch_database(maintenance, database).await? else {
-        return Err(TenantError::NotFound {
-            database: database.to_owned(),
-        });
+    // The session in the tenant database opens while the roles and the database are put right.
+    // One session there at a time: a non-superuser operator's sessions count against the
+    // tenant's connection limit.
+    let (outside, tenant_db) = tokio::join!(
+        converge_outside(server, maintenance, spec, &names, row),
+        server.connect_to(database)
+    );
+    let mut tenant_db = tenant_db?;
+    let superuser = match outside {
+        Ok(()) => server.operator_is_superuser(maintenance).await,
+        Err(error) => Err(error),
     };
-    if row.owner != names.owner {
-        set_owner(maintenance, database, &names.owner).await?;
-    }
-    let limit = spec.plan.connection_limit();
-    if row.connection_limit != limit {
-        set_connection_limit(maintenance, database, limit).await?;
-    }
-
-    // One session in the tenant database at a time: a non-superuser operator's sessions count
-    // against the tenant's connection limit.
-    let mut tenant_db = server.connect_to(database).await?;
-    let outcome = converge_inside(&mut tenant_db, database, &names, row.operator_is_superuser)
-        .await
-        .map_err(|error| error.waiting_for(LockTarget::TenantObjects));
+    let outcome = match superuser {
+        Ok(superuser) => converge_inside(&mut tenant_db, database, &names, superuser)
+            .await
+            .map_err(|error| error.waiting_for(LockTarget::TenantObjects)),
+        Err(error) => Err(error),
+    };
     match outcome {
         Ok(()) => Ok(tenant_db),
         Err(error) => {
@@ -66,6 +53,38 @@ pub(crate) async fn converge(
             Err(error)
         }
     }
+}
+
+/// Roles, the operator's membership, the database's owner and connection limit: what lives in
+/// the maintenance database. `row` is the database as last read (or as just created).
+async fn converge_outside(
+    server: &Server,
+    maintenance: &mut Session,
+    spec: &TenantSpec,
+    names: &RoleNames,
+    row: &DatabaseRow,
+) -> Result<(), TenantError> {
+    let database = spec.database_name.as_str();
+    let mut recreated = Vec::new();
+    let states = ensure_roles(maintenance, database, names, &mut recreated).await?;
+    if !recreated.is_empty() {
+        tracing::info!(database, roles = ?recreated, "recreated missing group roles");
+    }
+    // Roles just created are plain groups already; the others may have drifted.
+    for (_, state) in states {
+        if let RoleState::Ours(row) = state {
+            reset_role(maintenance, &row).await?;
+        }
+    }
+    ensure_operator_membership(server, maintenance, &names.owner).await?;
+    if row.owner != names.owner {
+        set_owner(maintenance, database, &names.owner).await?;
+    }
+    let limit = spec.plan.connection_limit();
+    if row.connection_limit != limit {
+        set_connection_limit(maintenance, database, limit).await?;
+    }
+    Ok(())
 }
 
 async fn converge_inside(
@@ -116,25 +135,14 @@ async fn converge_inside(
             .context("recreating schema public")?;
     }
 
-    // Each migration's transaction repairs privileges before it commits, so a table it adds is
-    // never visible with the default privileges (a secrets table readable by every group).
+    // Pending migrations and the privilege repair share one transaction: a table a migration
+    // adds is never visible with the default privileges (a secrets table readable by every
+    // group), and members never see a moment with privileges revoked but not re-granted.
     let mut repair = RepairPrivileges { database, names };
     let applied =
         usualstore_schema::apply_pending_with(client, usualstore_schema::migrations(), &mut repair)
             .await?;
-    if applied.is_empty() {
-        // One transaction, so members never see a moment with privileges revoked but not
-        // re-granted; one round trip for all of it.
-        let transaction = client
-            .transaction()
-            .await
-            .context("starting the privileges transaction")?;
-        repair_privileges(&transaction, database, names).await?;
-        transaction
-            .commit()
-            .await
-            .context("committing the privileges")?;
-    } else {
+    if !applied.is_empty() {
         tracing::info!(database, versions = ?applied, "applied store schema migrations");
     }
     client

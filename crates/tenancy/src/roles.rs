@@ -11,12 +11,13 @@ use crate::catalog::{RoleRow, RoleShape, fetch_roles};
 use crate::error::{DbResultExt, TenantError};
 use crate::metadata::{render_role_comment, role_comment_matches};
 use crate::names::{RoleKind, RoleNames};
+use crate::server::Server;
 use crate::sql::{quote_ident, quote_literal};
 use crate::waits::{AdvisoryKey, LockTarget};
 
 /// First key of the two-key advisory locks on roles; the second is `hashtext(role name)`.
 /// Two-key locks live in a different key space from single-bigint locks.
-const ROLE_LOCK_CLASS: i32 = 0x7573_0001;
+pub(crate) const ROLE_LOCK_CLASS: i32 = 0x7573_0001;
 
 /// What we found under a role name.
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ pub(crate) fn our_role(states: &[(RoleKind, RoleState)], kind: RoleKind) -> Opti
 
 /// Runs `work` in a transaction that holds the advisory locks of `roles` (taken in name order, so
 /// operations crossing the same roles queue instead of deadlocking), then commits. `work` may take
-/// further role locks with [`lock_role`].
+/// further role locks with [`lock_roles`].
 pub(crate) async fn with_role_locks<T>(
     client: &mut Client,
     roles: &[&str],
@@ -78,12 +79,7 @@ pub(crate) async fn with_role_locks<T>(
         .transaction()
         .await
         .context("starting a role transaction")?;
-    let mut ordered = roles.to_vec();
-    ordered.sort_unstable();
-    ordered.dedup();
-    for role in ordered {
-        lock_role(&transaction, role).await?;
-    }
+    lock_roles(&transaction, roles).await?;
     let done = work(&transaction).await?;
     transaction
         .commit()
@@ -92,72 +88,112 @@ pub(crate) async fn with_role_locks<T>(
     Ok(done)
 }
 
-pub(crate) async fn lock_role(client: &impl GenericClient, role: &str) -> Result<(), TenantError> {
+/// The statement [`lock_roles`] runs, with the names as literals, for a batch of statements.
+/// `roles` must be in name order.
+pub(crate) fn lock_statement(roles: &[String]) -> String {
+    let names: Vec<String> = roles.iter().map(|name| quote_literal(name)).collect();
+    format!(
+        "SELECT pg_catalog.pg_advisory_xact_lock({ROLE_LOCK_CLASS}, pg_catalog.hashtext(r.name)) \
+         FROM pg_catalog.unnest(ARRAY[{}]::text[]) WITH ORDINALITY AS r(name, n) ORDER BY r.n",
+        names.join(", ")
+    )
+}
+
+/// Takes the transaction-scoped advisory locks of `roles`, in name order, in one statement.
+pub(crate) async fn lock_roles(
+    client: &impl GenericClient,
+    roles: &[&str],
+) -> Result<(), TenantError> {
+    let mut ordered: Vec<&str> = roles.to_vec();
+    ordered.sort_unstable();
+    ordered.dedup();
+    if ordered.is_empty() {
+        return Ok(());
+    }
     client
         .execute_typed(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-            &[(&ROLE_LOCK_CLASS, Type::INT4), (&role, Type::TEXT)],
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext(r.name)) \
+             FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS r(name, n) ORDER BY r.n",
+            &[(&ROLE_LOCK_CLASS, Type::INT4), (&ordered, Type::TEXT_ARRAY)],
         )
         .await
-        .context(format!("waiting for the lock on role {role:?}"))
+        .context(format!("waiting for the locks on roles {ordered:?}"))
         .map_err(|error| {
             error.waiting_for(LockTarget::Advisory(AdvisoryKey::Named {
                 class: ROLE_LOCK_CLASS,
-                name: role.to_owned(),
+                names: ordered.iter().map(|name| (*name).to_owned()).collect(),
             }))
         })?;
     Ok(())
 }
 
-/// Creates the missing group roles and checks that existing ones are ours.
+/// Creates the missing group roles and checks that existing ones are ours; returns each role's
+/// state as found before (created ones read as missing).
 ///
 /// Conflicts are checked for all four names before anything is created, so a conflict leaves
-/// nothing behind. Names of roles created here are pushed to `created` as they are created, so a
-/// caller can undo exactly those even when a later step fails.
+/// nothing behind. The missing roles are created together, in one transaction holding their
+/// locks; their names are pushed to `created` once committed, so a caller can undo exactly those
+/// when a later step fails.
 pub(crate) async fn ensure_roles(
     client: &mut Client,
     database: &str,
     names: &RoleNames,
     created: &mut Vec<String>,
-) -> Result<(), TenantError> {
-    for (kind, state) in role_states(client, database, names).await? {
-        if matches!(state, RoleState::Foreign) {
-            return Err(TenantError::RoleConflict {
-                role: names.get(kind).to_owned(),
-            });
+) -> Result<Vec<(RoleKind, RoleState)>, TenantError> {
+    let states = role_states(client, database, names).await?;
+    let mut missing = Vec::new();
+    for (kind, state) in &states {
+        match state {
+            RoleState::Foreign => {
+                return Err(TenantError::RoleConflict {
+                    role: names.get(*kind).to_owned(),
+                });
+            }
+            RoleState::Missing => missing.push((*kind, names.get(*kind))),
+            RoleState::Ours(_) => {}
         }
     }
-    for (kind, name) in names.iter() {
-        let fresh = with_role_locks(client, &[name], async |transaction| {
-            // Re-check under the lock: a concurrent create of the same tenant may have won.
-            match fetch_roles(transaction.client(), &[name]).await?.first() {
-                Some(row) if role_comment_matches(row.comment.as_deref(), database, kind) => {
+    if missing.is_empty() {
+        return Ok(states);
+    }
+    let missing_names: Vec<&str> = missing.iter().map(|(_, name)| *name).collect();
+    let fresh = with_role_locks(client, &missing_names, async |transaction| {
+        // Re-check under the locks: a concurrent create of the same tenant may have won.
+        let existing = fetch_roles(transaction.client(), &missing_names).await?;
+        let mut statements = Vec::new();
+        let mut fresh = Vec::new();
+        for (kind, name) in &missing {
+            match existing.iter().find(|row| row.name == *name) {
+                Some(row) if role_comment_matches(row.comment.as_deref(), database, *kind) => {
                     tracing::debug!(role = name, "adopting existing usualstore role");
-                    Ok(false)
                 }
-                Some(_) => Err(TenantError::RoleConflict {
-                    role: name.to_owned(),
-                }),
+                Some(_) => {
+                    return Err(TenantError::RoleConflict {
+                        role: (*name).to_owned(),
+                    });
+                }
                 None => {
                     tracing::info!(role = name, kind = %kind, "creating group role");
-                    transaction
-                        .batch_execute(&format!(
-                            "CREATE ROLE {role} NOLOGIN INHERIT; COMMENT ON ROLE {role} IS {comment}",
-                            role = quote_ident(name),
-                            comment = quote_literal(&render_role_comment(database, kind)),
-                        ))
-                        .await
-                        .context(format!("creating role {name:?}"))?;
-                    Ok(true)
+                    statements.push(format!(
+                        "CREATE ROLE {role} NOLOGIN INHERIT; COMMENT ON ROLE {role} IS {comment}",
+                        role = quote_ident(name),
+                        comment = quote_literal(&render_role_comment(database, *kind)),
+                    ));
+                    fresh.push((*name).to_owned());
                 }
             }
-        })
-        .await?;
-        if fresh {
-            created.push(name.to_owned());
         }
-    }
-    Ok(())
+        if !statements.is_empty() {
+            transaction
+                .batch_execute(&statements.join("; "))
+                .await
+                .context(format!("creating roles {:?}", fresh))?;
+        }
+        Ok(fresh)
+    })
+    .await?;
+    created.extend(fresh);
+    Ok(states)
 }
 
 /// Drift of the roles themselves (attributes, memberships), for Read.
@@ -214,26 +250,15 @@ pub(crate) async fn reset_role(client: &mut Client, row: &RoleRow) -> Result<(),
     .await
 }
 
-/// True when the connected user is a superuser.
-pub(crate) async fn operator_is_superuser(client: &Client) -> Result<bool, TenantError> {
-    let row = client
-        .query_typed_one(
-            "SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
-            &[],
-        )
-        .await
-        .context("checking whether the operator is a superuser")?;
-    Ok(row.get(0))
-}
-
 /// A non-superuser operator must be a member of the owner role to create the database owned by
 /// it, to `SET ROLE` to it and to drop the database. PostgreSQL 15 does not make the creator of
 /// a role a member; 16+ makes it one with ADMIN only. Either way an explicit grant settles it.
 pub(crate) async fn ensure_operator_membership(
+    server: &Server,
     client: &mut Client,
     owner_role: &str,
 ) -> Result<(), TenantError> {
-    if operator_is_superuser(client).await? {
+    if server.operator_is_superuser(client).await? {
         return Ok(());
     }
     with_role_locks(client, &[owner_role], async |transaction| {

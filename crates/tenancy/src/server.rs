@@ -11,7 +11,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config};
 use usualstore_pgtls::{Connector, SslMode, TlsSettings};
 
-use crate::error::{TenantError, describe};
+use crate::error::{DbResultExt, TenantError, describe};
 
 /// Database used when the configuration names none, as libpq tools do for administration.
 const DEFAULT_MAINTENANCE_DATABASE: &str = "postgres";
@@ -35,6 +35,8 @@ pub struct Server {
     /// The session read-only lookups share, when [`Server::share_reads`] asked for one.
     shared_reads: Option<Arc<tokio::sync::Mutex<Option<Arc<Session>>>>>,
     lock_timeout: Duration,
+    /// Whether the operator is a superuser, asked once: it decides what may be repaired and how.
+    operator_superuser: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -56,6 +58,7 @@ impl Server {
             connector,
             shared_reads: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            operator_superuser: Arc::default(),
         }
     }
 
@@ -120,6 +123,24 @@ impl Server {
     pub async fn connect_maintenance(&self) -> Result<Session, TenantError> {
         let database = self.maintenance_database().to_owned();
         self.connect_to(&database).await
+    }
+
+    /// Whether the operator is a superuser; asked through `client` the first time only.
+    pub(crate) async fn operator_is_superuser(&self, client: &Client) -> Result<bool, TenantError> {
+        self.operator_superuser
+            .get_or_try_init(async || {
+                let row = client
+                    .query_typed_one(
+                        "SELECT r.rolsuper FROM pg_catalog.pg_roles r \
+                         WHERE r.rolname = current_user",
+                        &[],
+                    )
+                    .await
+                    .context("checking whether the operator is a superuser")?;
+                Ok(row.get(0))
+            })
+            .await
+            .copied()
     }
 
     /// Runs `operation` on a maintenance session of its own, which is closed afterwards. A wait

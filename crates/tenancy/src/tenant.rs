@@ -139,7 +139,7 @@ async fn lock_tenant(client: &Client, database: &str) -> Result<(), TenantError>
         .map_err(|error| {
             error.waiting_for(LockTarget::Advisory(AdvisoryKey::Named {
                 class: TENANT_LOCK_CLASS,
-                name: database.to_owned(),
+                names: vec![database.to_owned()],
             }))
         })?;
     Ok(())
@@ -164,11 +164,45 @@ async fn read_with(
     tenant_db: Option<&Client>,
     database: &str,
 ) -> Result<Option<TenantStatus>, TenantError> {
-    let Some(row) = fetch_database(maintenance, database).await? else {
+    let names = RoleNames::for_database(database);
+    // The maintenance database's catalog and the tenant's own are read side by side: two
+    // sessions, so the round trips overlap (a refresh opens the tenant's session meanwhile).
+    let server_side = async {
+        tokio::try_join!(
+            fetch_database(maintenance, database),
+            role_states(maintenance, database, &names)
+        )
+    };
+    let (server_side, inside) = match tenant_db {
+        Some(client) => {
+            let (server_side, inside) =
+                tokio::join!(server_side, inspect_inside(client, &names.owner));
+            (server_side?, Some(inside))
+        }
+        None => {
+            let (server_side, session) = tokio::join!(server_side, server.connect_to(database));
+            let server_side = server_side?;
+            let inside = match (&server_side.0, session) {
+                // Gone, or there but not ours: nothing inside to read.
+                (None, Ok(session)) => {
+                    session.close().await;
+                    None
+                }
+                (None, Err(_)) => None,
+                (Some(_), Ok(session)) => {
+                    let inside = inspect_inside(&session, &names.owner).await;
+                    session.close().await;
+                    Some(inside)
+                }
+                (Some(_), Err(error)) => Some(Err(error)),
+            };
+            (server_side, inside)
+        }
+    };
+    let (row, states) = server_side;
+    let Some(row) = row else {
         return Ok(None);
     };
-    let names = RoleNames::for_database(database);
-    let states = role_states(maintenance, database, &names).await?;
     let Ownership::Ours(comment) = classify(database, &row, our_role(&states, RoleKind::Owner))
     else {
         return Err(TenantError::NotManaged {
@@ -194,13 +228,12 @@ async fn read_with(
         }
     }
 
-    let (objects, schema_version) = match tenant_db {
-        Some(client) => inspect_inside(client, &names.owner).await?,
+    let (objects, schema_version) = match inside {
+        Some(inspected) => inspected?,
         None => {
-            let session = server.connect_to(database).await?;
-            let inspected = inspect_inside(&session, &names.owner).await;
-            session.close().await;
-            inspected?
+            return Err(TenantError::NotFound {
+                database: database.to_owned(),
+            });
         }
     };
     let assessment = assess(database, &names, &objects);
@@ -233,14 +266,17 @@ async fn create_with(
     let database = spec.database_name.as_str();
     lock_tenant(maintenance, database).await?;
 
-    match fetch_database(maintenance, database).await? {
+    let row = match fetch_database(maintenance, database).await? {
         Some(row) => {
             check_resumable(&ownership(maintenance, database, &row).await?, database)?;
             tracing::info!(database, "resuming a tenant whose create did not finish");
+            row
         }
         None => {
             let mut created = Vec::new();
-            let failure = match create_roles_and_database(maintenance, spec, &mut created).await {
+            let failure = match create_roles_and_database(server, maintenance, spec, &mut created)
+                .await
+            {
                 Ok(CreateOutcome::Created) => None,
                 // Created outside usualstore meanwhile: our own creates hold the tenant lock.
                 Ok(CreateOutcome::AlreadyExists) => match fetch_database(maintenance, database)
@@ -258,8 +294,15 @@ async fn create_with(
                 undo_roles(maintenance, database, &created).await;
                 return Err(error);
             }
+            // Made just now, as the spec says.
+            DatabaseRow {
+                owner: RoleNames::for_database(database).owner,
+                connection_limit: spec.plan.connection_limit(),
+                comment: None,
+                operator_is_superuser: server.operator_is_superuser(maintenance).await?,
+            }
         }
-    }
+    };
 
     set_comment(
         maintenance,
@@ -269,7 +312,7 @@ async fn create_with(
         TenantState::Provisioning,
     )
     .await?;
-    let tenant_db = converge(server, maintenance, spec).await?;
+    let tenant_db = converge(server, maintenance, spec, &row).await?;
     let result = finish(server, maintenance, &tenant_db, spec).await;
     tenant_db.close().await;
     if result.is_ok() {
@@ -310,13 +353,16 @@ async fn finish(
     Ok(status)
 }
 
-/// The objects inside the tenant database and its applied schema version.
+/// The objects inside the tenant database and its applied schema version, asked together.
 async fn inspect_inside(
     tenant_db: &Client,
     owner: &str,
 ) -> Result<(TenantObjects, i32), TenantError> {
-    let objects = inspect_tenant_objects(tenant_db, owner).await?;
-    let version = usualstore_schema::applied_version(tenant_db).await?;
+    let (objects, version) = tokio::try_join!(inspect_tenant_objects(tenant_db, owner), async {
+        usualstore_schema::applied_version(tenant_db)
+            .await
+            .map_err(TenantError::from)
+    })?;
     Ok((objects, version))
 }
 
@@ -334,6 +380,7 @@ fn check_resumable(ownership: &Ownership, database: &str) -> Result<(), TenantEr
 }
 
 async fn create_roles_and_database(
+    server: &Server,
     maintenance: &mut Session,
     spec: &TenantSpec,
     created: &mut Vec<String>,
@@ -341,7 +388,7 @@ async fn create_roles_and_database(
     let database = spec.database_name.as_str();
     let names = RoleNames::for_database(database);
     ensure_roles(maintenance, database, &names, created).await?;
-    ensure_operator_membership(maintenance, &names.owner).await?;
+    ensure_operator_membership(server, maintenance, &names.owner).await?;
     create_database(
         maintenance,
         database,
@@ -387,7 +434,7 @@ async fn update_with(
             database: database.to_owned(),
         });
     }
-    let tenant_db = converge(server, maintenance, spec).await?;
+    let tenant_db = converge(server, maintenance, spec, &row).await?;
     let result = finish(server, maintenance, &tenant_db, spec).await;
     tenant_db.close().await;
     if result.is_ok() {
@@ -413,7 +460,7 @@ async fn delete_with(
         // the group roles hold inside the database vanish with it, so no DROP OWNED is needed
         // (and a non-superuser could not run it for roles it is not a member of).
         if row.owner == names.owner {
-            ensure_operator_membership(maintenance, &names.owner).await?;
+            ensure_operator_membership(server, maintenance, &names.owner).await?;
         }
         drop_database(maintenance, database).await?;
     } else {

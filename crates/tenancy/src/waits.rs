@@ -26,8 +26,8 @@ pub enum LockTarget {
 pub enum AdvisoryKey {
     /// `pg_advisory_lock(bigint)`.
     Single(i64),
-    /// `pg_advisory_lock(int4, hashtext(name))`.
-    Named { class: i32, name: String },
+    /// `pg_advisory_lock(int4, hashtext(name))`, for any of `names`.
+    Named { class: i32, names: Vec<String> },
 }
 
 /// A session that held a lock we waited for, as `pg_stat_activity` showed it. Columns a
@@ -149,10 +149,11 @@ async fn find_holders(
              AND l.classid = ($1 >> 32)::int4::oid AND l.objid = ($1 & 4294967295)::oid",
             (*key, None),
         ),
-        LockTarget::Advisory(AdvisoryKey::Named { class, name }) => (
-            "l.locktype = 'advisory' AND l.objsubid = 2 \
-             AND l.classid = $1::int4::oid AND l.objid = pg_catalog.hashtext($2)::oid",
-            (i64::from(*class), Some(name.clone())),
+        LockTarget::Advisory(AdvisoryKey::Named { class, names }) => (
+            "l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid = $1::int4::oid \
+             AND l.objid IN (SELECT pg_catalog.hashtext(n)::oid \
+                             FROM pg_catalog.unnest(pg_catalog.string_to_array($2, ',')) n)",
+            (i64::from(*class), Some(names.join(","))),
         ),
         LockTarget::TenantObjects => (
             "((l.locktype = 'relation' AND l.relation IN ( \

@@ -1,6 +1,6 @@
 //! Creating a login user and bringing one back to its configuration.
 
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::Client;
 
 use super::spec::UserSpec;
 use super::status::{Email, UserStatus, read_with};
@@ -10,10 +10,11 @@ use crate::emails::write_email;
 use crate::error::{DbResultExt, TenantError};
 use crate::metadata::{DatabaseComment, TenantState, UserComment, role_comment_matches};
 use crate::names::RoleNames;
-use crate::roles::{lock_role, with_role_locks};
+use crate::roles::{ROLE_LOCK_CLASS, lock_roles, lock_statement, with_role_locks};
 use crate::scram;
 use crate::server::Server;
 use crate::sql::{quote_ident, quote_literal};
+use crate::waits::{AdvisoryKey, LockTarget};
 
 /// What an apply of a user is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +24,6 @@ pub(super) enum Mode {
     UpdateWithPassword,
 }
 
-/// The tenant must exist, be ours, and have the group the user joins.
 /// The tenant must exist, be ours, and have the group the user joins. Returns that group's name
 /// and what the user's role comment says now (the role itself is read again under its lock).
 async fn check_tenant(
@@ -31,7 +31,15 @@ async fn check_tenant(
     spec: &UserSpec,
 ) -> Result<(String, Option<UserComment>), TenantError> {
     let database = &spec.database;
-    let Some(row) = fetch_database(client, database).await? else {
+    let kind = spec.role.group();
+    let group = RoleNames::for_database(database).get(kind).to_owned();
+    // One round trip for both.
+    let names = [group.as_str(), spec.username.as_str()];
+    let (row, roles) = tokio::try_join!(
+        fetch_database(client, database),
+        fetch_roles(client, &names)
+    )?;
+    let Some(row) = row else {
         return Err(TenantError::NotFound {
             database: database.clone(),
         });
@@ -41,9 +49,6 @@ async fn check_tenant(
             database: database.clone(),
         });
     }
-    let kind = spec.role.group();
-    let group = RoleNames::for_database(database).get(kind).to_owned();
-    let roles = fetch_roles(client, &[group.as_str(), spec.username.as_str()]).await?;
     let ours = roles.iter().any(|row| {
         row.name == group && role_comment_matches(row.comment.as_deref(), database, kind)
     });
@@ -79,35 +84,69 @@ pub(super) async fn converge(
         write_email(server, database, username, spec.email.as_deref()).await?;
     }
 
-    with_role_locks(client, &[username], async |transaction| {
-        let (row, created) = obtain(transaction, spec, mode).await?;
-        let set_password = !created && mode != Mode::Update;
-        align_flags(transaction, &row, spec, set_password).await?;
-        align_membership(transaction, &row, username, &group).await?;
-        transaction
-            .batch_execute(&format!(
-                "COMMENT ON ROLE {} IS {}",
-                quote_ident(username),
-                quote_literal(&UserComment::render(
-                    database,
-                    spec.email.is_some(),
-                    TenantState::Ready
-                ))
-            ))
-            .await
-            .context(format!("commenting on login user {username:?}"))?;
-        // Read back inside the transaction, so the commit is the last step: a create that fails
-        // or is killed before it leaves nothing (or a provisioning user the next apply
-        // completes), and after it only the response to Terraform is left.
-        read_with(
-            transaction.client(),
-            database,
-            username,
-            None,
-            Email::Known(spec.email.as_deref()),
-        )
-        .await?
-        .ok_or_else(|| TenantError::UserConflict {
+    with_role_locks(client, &[], async |transaction| {
+        // The user's lock and the user as it is under it, in one round trip.
+        let user_lock = [username];
+        let ((), existing) = tokio::try_join!(
+            lock_roles(transaction, &user_lock),
+            fetch_role(transaction.client(), username)
+        )?;
+        let (statements, group_locks) = match existing {
+            None if mode == Mode::Create => {
+                tracing::info!(role = username, database, "creating login user");
+                (create_statements(spec, &group), Vec::new())
+            }
+            None => {
+                return Err(TenantError::NotFound {
+                    database: format!("{database} (user {username:?})"),
+                });
+            }
+            Some(row) => {
+                let comment =
+                    is_our_user(&row, database).ok_or_else(|| TenantError::UserConflict {
+                        username: username.to_owned(),
+                        database: database.to_owned(),
+                    })?;
+                if mode == Mode::Create && comment.status == Some(TenantState::Ready) {
+                    // Ours, for this tenant, and finished: an earlier apply created it but died
+                    // before Terraform recorded it (its commit is the create's last step, so
+                    // only a crash in that instant leaves this). Taking it over, with the
+                    // password planned now, is what lets the next apply converge; nothing else
+                    // we manage is touched.
+                    tracing::warn!(
+                        role = username,
+                        database,
+                        "adopting a finished user that no state recorded; its password is reset"
+                    );
+                }
+                update_statements(&row, spec, &group, mode != Mode::Update)
+            }
+        };
+        // The changes, then the read-back, sent together: the commit is the last step, so a
+        // create that fails or is killed before it leaves nothing, and after it only the
+        // response to Terraform is left.
+        let (_, status) = tokio::try_join!(
+            async {
+                transaction
+                    .batch_execute(&statements.join(";\n"))
+                    .await
+                    .context(format!("applying login user {username:?}"))
+                    .map_err(|error| {
+                        error.waiting_for(LockTarget::Advisory(AdvisoryKey::Named {
+                            class: ROLE_LOCK_CLASS,
+                            names: group_locks.clone(),
+                        }))
+                    })
+            },
+            read_with(
+                transaction.client(),
+                database,
+                username,
+                None,
+                Email::Known(spec.email.as_deref()),
+            )
+        )?;
+        status.ok_or_else(|| TenantError::UserConflict {
             username: username.to_owned(),
             database: database.to_owned(),
         })
@@ -115,71 +154,47 @@ pub(super) async fn converge(
     .await
 }
 
-/// The user's role, created (with status "provisioning") when a create finds none; `true` when it
-/// was created here. Any role that is not our user of this tenant is refused.
-async fn obtain(
-    transaction: &Transaction<'_>,
-    spec: &UserSpec,
-    mode: Mode,
-) -> Result<(RoleRow, bool), TenantError> {
-    let (database, username) = (spec.database.as_str(), spec.username.as_str());
-    let conflict = || TenantError::UserConflict {
-        username: username.to_owned(),
-        database: database.to_owned(),
-    };
-    match fetch_role(transaction.client(), username).await? {
-        None if mode == Mode::Create => {
-            tracing::info!(role = username, database, "creating login user");
-            // A crash before the end leaves a provisioning user the next create completes.
-            let user = quote_ident(username);
-            transaction
-                .batch_execute(&format!(
-                    "CREATE ROLE {user} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT \
-                     NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {limit} PASSWORD {password}; \
-                     COMMENT ON ROLE {user} IS {comment}",
-                    limit = spec.connection_limit,
-                    password = quote_literal(&scram::verifier(&spec.password)),
-                    comment = quote_literal(&UserComment::render(
-                        database,
-                        spec.email.is_some(),
-                        TenantState::Provisioning
-                    )),
-                ))
-                .await
-                .context(format!("creating login user {username:?}"))?;
-            let row = fetch_role(transaction.client(), username)
-                .await?
-                .ok_or_else(conflict)?;
-            Ok((row, true))
-        }
-        None => Err(TenantError::NotFound {
-            database: format!("{database} (user {username:?})"),
-        }),
-        Some(row) => {
-            let comment = is_our_user(&row, database).ok_or_else(conflict)?;
-            if mode == Mode::Create && comment.status == Some(TenantState::Ready) {
-                // Ours, for this tenant, and finished: an earlier apply created it but died before
-                // Terraform recorded it (its commit is the create's last step, so only a crash in
-                // that instant leaves this). Taking it over, with the password planned now, is
-                // what lets the next apply converge; nothing else we manage is touched.
-                tracing::warn!(
-                    role = username,
-                    database,
-                    "adopting a finished user that no state recorded; its password is reset"
-                );
-            }
-            Ok((row, false))
-        }
-    }
+/// A new login user: created ready, in its group, in one batch (it is committed with the rest of
+/// the transaction or not at all).
+fn create_statements(spec: &UserSpec, group: &str) -> Vec<String> {
+    let user = quote_ident(&spec.username);
+    vec![
+        format!(
+            "CREATE ROLE {user} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT \
+             NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {limit} PASSWORD {password}",
+            limit = spec.connection_limit,
+            password = quote_literal(&scram::verifier(&spec.password)),
+        ),
+        format!("GRANT {} TO {user}", quote_ident(group)),
+        ready_comment(spec),
+    ]
 }
 
-/// Flags back to a plain login, the configured connection limit, and the password when asked.
-async fn align_flags(
-    transaction: &Transaction<'_>,
+fn ready_comment(spec: &UserSpec) -> String {
+    format!(
+        "COMMENT ON ROLE {} IS {}",
+        quote_ident(&spec.username),
+        quote_literal(&UserComment::render(
+            &spec.database,
+            spec.email.is_some(),
+            TenantState::Ready
+        ))
+    )
+}
+
+/// What brings an existing user back to `spec`: flags to a plain login, the connection limit,
+/// the password when `set_password`, exactly the one group, the ready comment. Membership changes
+/// first take the locks of every group involved, in name order, so concurrent role switches
+/// (admin to developer here, developer to admin there) queue instead of deadlocking; those names
+/// are returned too.
+fn update_statements(
     row: &RoleRow,
     spec: &UserSpec,
+    group: &str,
     set_password: bool,
-) -> Result<(), TenantError> {
+) -> (Vec<String>, Vec<String>) {
+    let user = quote_ident(&spec.username);
+    let mut statements = Vec::new();
     let mut options: Vec<String> = row
         .fixes(RoleShape::Login)
         .into_iter()
@@ -194,54 +209,33 @@ async fn align_flags(
             quote_literal(&scram::verifier(&spec.password))
         ));
     }
-    if options.is_empty() {
-        return Ok(());
+    if !options.is_empty() {
+        tracing::info!(role = %row.name, "updating login user");
+        statements.push(format!("ALTER ROLE {user} WITH {}", options.join(" ")));
     }
-    tracing::info!(role = %row.name, "updating login user");
-    transaction
-        .batch_execute(&format!(
-            "ALTER ROLE {} WITH {}",
-            quote_ident(&row.name),
-            options.join(" ")
-        ))
-        .await
-        .context(format!("updating login user {:?}", row.name))
-}
 
-/// Exactly the one group. Changes also hold the locks of every group involved, taken after the
-/// user's and in name order, so concurrent role switches (admin to developer here, developer to
-/// admin there) queue instead of deadlocking.
-async fn align_membership(
-    transaction: &Transaction<'_>,
-    row: &RoleRow,
-    username: &str,
-    group: &str,
-) -> Result<(), TenantError> {
-    let mut involved: Vec<&str> = row.member_of.iter().map(String::as_str).collect();
-    if !involved.contains(&group) {
-        involved.push(group);
+    let mut involved: Vec<String> = row.member_of.clone();
+    if !involved.iter().any(|name| name == group) {
+        involved.push(group.to_owned());
     }
     // Joining the one group from no group touches no other group's memberships: no lock needed.
-    if involved != [group] {
+    let group_locks = if involved == [group] {
+        Vec::new()
+    } else {
         involved.sort_unstable();
-        for name in &involved {
-            lock_role(transaction, name).await?;
-        }
+        involved
+    };
+    if !group_locks.is_empty() {
+        statements.push(lock_statement(&group_locks));
     }
-    let user = quote_ident(username);
     for membership in row.member_of.iter().filter(|m| *m != group) {
-        tracing::info!(role = username, group = %membership, "revoking membership");
-        transaction
-            .batch_execute(&format!("REVOKE {} FROM {user}", quote_ident(membership)))
-            .await
-            .context(format!("revoking {membership:?} from {username:?}"))?;
+        tracing::info!(role = %row.name, group = %membership, "revoking membership");
+        statements.push(format!("REVOKE {} FROM {user}", quote_ident(membership)));
     }
     if !row.member_of.iter().any(|m| m == group) {
-        tracing::info!(role = username, group, "granting membership");
-        transaction
-            .batch_execute(&format!("GRANT {} TO {user}", quote_ident(group)))
-            .await
-            .context(format!("granting {group:?} to {username:?}"))?;
+        tracing::info!(role = %row.name, group, "granting membership");
+        statements.push(format!("GRANT {} TO {user}", quote_ident(group)));
     }
-    Ok(())
+    statements.push(ready_comment(spec));
+    (statements, group_locks)
 }

@@ -7,7 +7,7 @@ use super::{fetch_role, is_our_user};
 use crate::emails::write_email;
 use crate::error::{DbResultExt, TenantError};
 use crate::metadata::UserComment;
-use crate::roles::{operator_is_superuser, with_role_locks};
+use crate::roles::with_role_locks;
 use crate::server::Server;
 use crate::sql::quote_ident;
 
@@ -64,7 +64,7 @@ pub(super) async fn delete_with(
     let dependencies = databases_with_dependencies(client, username).await?;
     if !dependencies.is_empty() {
         // DROP OWNED needs the user's privileges; a CREATEROLE operator may give them to itself.
-        if !operator_is_superuser(client).await? {
+        if !server.operator_is_superuser(client).await? {
             client
                 .batch_execute(&format!("GRANT {} TO CURRENT_USER", quote_ident(username)))
                 .await
