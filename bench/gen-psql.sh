@@ -183,7 +183,7 @@ SQL
     printf '%s\n' '\echo @phase users'
     local role user
     for role in "${USER_ROLES[@]}"; do
-        user="${db}_u_$role"
+        user="${db}_u_${role:0:3}"
         cat <<SQL
 BEGIN;
 CREATE ROLE $(q_ident "$user") WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT -1 PASSWORD $(q_literal "$USER_PASSWORD");

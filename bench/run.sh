@@ -289,6 +289,9 @@ tf() {
     (cd "$dir" && env HOME="$WORK/home" TF_CLI_CONFIG_FILE="$WORK/terraformrc" TF_IN_AUTOMATION=1 TF_INPUT=0 \
         CHECKPOINT_DISABLE=1 "${TF_ENV[@]}" "$TERRAFORM" "$@")
 }
+# Every working directory sits beside a copy of modules/, as examples/tenants sits beside the repository's.
+mkdir -p "$WORK/modules"
+cp -R "$ROOT/modules/tenant" "$WORK/modules/tenant"
 tf_dir() {
     mkdir -p "$WORK/$1"
     cp "$BENCH/terraform/main.tf" "$WORK/$1/main.tf"
@@ -439,8 +442,12 @@ norefresh_wall="$(agg minimum norefresh WALL)"
 
 # Refreshing the tenants only (-target) splits the reads' cost between tenants and users.
 say "terraform plan refreshing the $LARGE tenants only (-target)"
+tenant_targets=()
+for ((i = 1; i <= LARGE; i++)); do
+    tenant_targets+=("-target=module.tenant[\"$(printf 'bt_%03d' "$i")\"].usualstore_tenant.this")
+done
 measured plan-refresh-tenants tf "$TF" plan -input=false -no-color -detailed-exitcode -parallelism="$PARALLELISM" \
-    -var tenants="$LARGE" -target=usualstore_tenant.bench
+    -var tenants="$LARGE" "${tenant_targets[@]}"
 norefresh_xacts="$(agg mean norefresh XACTS)"
 norefresh_sessions="$(agg mean norefresh SESSIONS)"
 refresh_xacts="$(agg mean refresh XACTS)"
@@ -514,8 +521,8 @@ $(row "psql, clone of a template" clone)
   apply's own plan phase (terraform plan alone, empty state): $(f2 "$plan_wall") s
   a logged apply ($(f2 "$logged_wall") s, $(tl starts) provider processes): apply's provider started at $(tl apply_started) s, first CREATE DATABASE
     $(tl first_db) s, last tenant ready $(tl last_ready) s, first user $(tl first_user) s, last provider exited $(tl end) s:
-    plan phase and provider starts $(tl apply_started) s, tenants $(calc '%.2f' "$(tl last_ready) - $(tl first_db)") s, users $(calc '%.2f' "$(tl end) - $(tl first_user)") s (users start once every tenant is
-    ready: Terraform orders the two for_each resources as wholes)
+    plan phase and provider starts $(tl apply_started) s, tenants $(calc '%.2f' "$(tl last_ready) - $(tl first_db)") s, users $(calc '%.2f' "$(tl end) - $(tl first_user)") s (one modules/tenant
+    instance per tenant: a tenant's users start once that tenant is ready, while others are still being made)
   CREATE DATABASE ×$SMALL from template0 (the provider runs them one at a time server-wide): one session
     $(f2 "$createdb_serial") s, two sessions side by side $(f2 "$createdb_parallel") s
   provider: peak RSS $(mib "$(agg maximum apply RSS_KB)") MiB (max over $ROUNDS apply run(s), $(agg maximum apply PROVIDERS_SEEN) provider processes seen per apply), CPU ≈ $(agg mean apply PROVIDER_CPU) s per apply
@@ -524,9 +531,10 @@ $(row "psql, clone of a template" clone)
   BEGIN … COMMIT block is 1).
   The psql script does per tenant what the provider does: 4 group roles with comments, CREATE DATABASE … OWNER …
   TEMPLATE template0 CONNECTION LIMIT, comment provisioning then ready, schema public to the owner role, as the
-  owner (SET ROLE) migration 0001 + its record, PUBLIC's CONNECT/TEMP/USAGE/EXECUTE revoked, CONNECT/USAGE and
-  table/sequence grants per group, ALTER DEFAULT PRIVILEGES; 3 login users (CREATE ROLE … LOGIN PASSWORD, comments,
-  GRANT of the group); without the provider's advisory locks and catalog reads. Catalog of a Terraform tenant vs the
+  owner (SET ROLE) every migration + its record, PUBLIC's CONNECT/TEMP/USAGE/EXECUTE and large-object functions
+  revoked, CONNECT/USAGE and table/sequence grants per group and table class, ALTER DEFAULT PRIVILEGES; 3 login users
+  (CREATE ROLE … LOGIN PASSWORD, comments, GRANT of the group); without the provider's advisory locks and catalog
+  reads. Catalog of a Terraform tenant vs the
   psql ones (owners, ACLs, default privileges, roles, memberships, comments, migrations): $same_catalog.
 
 Refresh: no-op plan over $LARGE tenants + $USERS_LARGE users ($RESOURCES resources), lower of 2 runs each

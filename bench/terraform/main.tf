@@ -1,5 +1,7 @@
-# The benchmark's configuration: var.tenants tenants named bt_001… (var.prefix), each with three login users (one per
-# group). bench/run.sh applies it with 20 tenants, then grows it to 200 for the refresh and rollout runs.
+# The benchmark's configuration, shaped the way operators write it: one modules/tenant instance per
+# tenant (as examples/tenants does), each with three login users (one per group), so a tenant's users
+# are created as soon as that tenant is ready. Tenants are named bt_001… (var.prefix). bench/run.sh
+# applies it with 20 tenants, then grows it to 200 for the refresh and rollout runs.
 terraform {
   required_providers {
     usualstore = {
@@ -23,23 +25,16 @@ variable "prefix" {
 
 locals {
   databases = [for i in range(1, var.tenants + 1) : format("%s_%03d", var.prefix, i)]
-  users = merge([
-    for db in local.databases : {
-      for role in ["admin", "developer", "customer"] : "${db}_u_${role}" => { tenant = db, role = role }
-    }
-  ]...)
 }
 
-resource "usualstore_tenant" "bench" {
-  for_each            = toset(local.databases)
+module "tenant" {
+  source   = "../modules/tenant"
+  for_each = toset(local.databases)
+
   database_name       = each.key
   tenant_name         = "Bench tenant ${each.key}"
   deletion_protection = false
-}
-
-resource "usualstore_tenant_user" "bench" {
-  for_each = local.users
-  tenant   = usualstore_tenant.bench[each.value.tenant].database_name
-  username = each.key
-  role     = each.value.role
+  admins              = [{ username = "${each.key}_u_adm" }]
+  developers          = [{ username = "${each.key}_u_dev" }]
+  customers           = [{ username = "${each.key}_u_cus" }]
 }

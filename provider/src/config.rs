@@ -66,8 +66,8 @@ resource_model! {
         max_connections: i64 => optional(
             "Most connections the provider opens to the server at once; each resource operation holds up to two, \
              and operations beyond the limit wait their turn. From 3 on, one of them is a session that reads \
-             (refresh, plan) share. At least 2; default 20, enough for Terraform's default `-parallelism=10` \
-             without waiting. Keep it below the server's `max_connections` minus what applications need.",
+             (refresh, plan) share, and from 8 on one or two are maintenance sessions kept open between operations. At \
+             least 2; default 20. Keep it below the server's `max_connections` minus what applications need.",
         ),
     }
 }
@@ -127,6 +127,16 @@ impl ConnectionSettings {
     /// connections, so it needs room above one operation's worth.
     pub fn shares_reads(&self) -> bool {
         self.max_connections > CONNECTIONS_PER_OPERATION
+    }
+
+    /// Maintenance sessions kept open between operations (see
+    /// `usualstore_tenancy::Server::keep_idle`): a few, where the connection budget has room.
+    pub fn idle_sessions(&self) -> u32 {
+        match self.max_connections {
+            0..8 => 0,
+            8..16 => 1,
+            _ => 2,
+        }
     }
 
     /// Where we connect, for messages: never includes the password.
@@ -355,8 +365,9 @@ pub struct ProviderContext {
 
 impl ProviderContext {
     pub fn new(settings: ConnectionSettings, server: usualstore_tenancy::Server) -> Self {
-        // The session reads share stays open beside the operations' own connections.
-        let shared = u32::from(settings.shares_reads());
+        // The session reads share and the idle maintenance sessions stay open beside the
+        // operations' own connections.
+        let shared = u32::from(settings.shares_reads()) + settings.idle_sessions();
         let permits = usize::try_from(settings.max_connections - shared).unwrap_or(usize::MAX);
         Self {
             settings,

@@ -35,7 +35,9 @@ pub fn server_for(settings: &ConnectionSettings) -> Result<Server, Diagnostics> 
             error.to_string(),
         ))
     })?;
-    let server = Server::new(config, connector).with_lock_timeout(settings.lock_timeout);
+    let server = Server::new(config, connector)
+        .with_lock_timeout(settings.lock_timeout)
+        .keep_idle(settings.idle_sessions() as usize);
     Ok(if settings.shares_reads() {
         server.share_reads()
     } else {

@@ -37,6 +37,15 @@ pub struct Server {
     lock_timeout: Duration,
     /// Whether the operator is a superuser, asked once: it decides what may be repaired and how.
     operator_superuser: Arc<tokio::sync::OnceCell<bool>>,
+    /// Maintenance sessions kept open between operations, when [`Server::keep_idle`] asked for
+    /// some.
+    idle: Option<Arc<IdleSessions>>,
+}
+
+/// Maintenance sessions an operation finished with, ready for the next one.
+struct IdleSessions {
+    capacity: usize,
+    sessions: std::sync::Mutex<Vec<Session>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -59,6 +68,7 @@ impl Server {
             shared_reads: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             operator_superuser: Arc::default(),
+            idle: None,
         }
     }
 
@@ -82,6 +92,67 @@ impl Server {
     pub fn share_reads(mut self) -> Server {
         self.shared_reads = Some(Arc::default());
         self
+    }
+
+    /// Keeps up to `capacity` maintenance sessions open between operations, so that the next
+    /// operation (each login user's create, say) skips connecting and authenticating. A session goes
+    /// back only clean: `DISCARD ALL` releases its session locks and settings. They are
+    /// connections beside the operations' own; callers that limit connections count them.
+    pub fn keep_idle(mut self, capacity: usize) -> Server {
+        self.idle = (capacity > 0).then(|| {
+            Arc::new(IdleSessions {
+                capacity,
+                sessions: std::sync::Mutex::default(),
+            })
+        });
+        self
+    }
+
+    /// A maintenance session for one operation: an idle one that still answers (one round trip,
+    /// far cheaper than connecting; the server may have restarted meanwhile), or a new one.
+    async fn take_maintenance(&self) -> Result<Session, TenantError> {
+        if let Some(idle) = &self.idle {
+            loop {
+                let next = idle
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop();
+                let Some(session) = next else {
+                    break;
+                };
+                if !session.is_closed() && session.batch_execute("").await.is_ok() {
+                    return Ok(session);
+                }
+                session.close().await;
+            }
+        }
+        self.connect_maintenance().await
+    }
+
+    /// Gives an operation's maintenance session back: kept when there is room and it comes back
+    /// clean, closed otherwise. Like [`Session::close`], the wait is the caller's inside
+    /// [`with_deferred_closes`].
+    async fn give_back(&self, session: Session) {
+        let Some(idle) = self.idle.clone() else {
+            session.close().await;
+            return;
+        };
+        let task = tokio::spawn(async move {
+            let room = {
+                let sessions = idle.sessions.lock().unwrap_or_else(|p| p.into_inner());
+                sessions.len() < idle.capacity
+            };
+            if room && session.batch_execute("DISCARD ALL").await.is_ok() {
+                let mut sessions = idle.sessions.lock().unwrap_or_else(|p| p.into_inner());
+                if sessions.len() < idle.capacity {
+                    sessions.push(session);
+                    return;
+                }
+            }
+            session.close().await;
+        });
+        defer_or_wait(task).await;
     }
 
     /// A session for read-only lookups on the maintenance database: the shared one when reads
@@ -150,14 +221,14 @@ impl Server {
         &self,
         operation: impl AsyncFnOnce(&mut Session) -> Result<T, TenantError>,
     ) -> Result<T, TenantError> {
-        let mut session = self.connect_maintenance().await?;
+        let mut session = self.take_maintenance().await?;
         let result = match operation(&mut session).await {
             Ok(done) => Ok(done),
             Err(error) => {
                 Err(crate::waits::explain(error, &session, Some(self.lock_timeout)).await)
             }
         };
-        session.close().await;
+        self.give_back(session).await;
         result
     }
 
@@ -295,18 +366,22 @@ impl Session {
     pub async fn close(self) {
         let Session { client, task } = self;
         drop(client);
-        let mut task = Some(task);
-        // Inside `with_deferred_closes` the wait is the caller's; elsewhere it happens here.
-        let _ = DEFERRED_CLOSES.try_with(|pending| {
-            if let Some(task) = task.take() {
-                pending.borrow_mut().push(task);
-            }
-        });
-        if let Some(task) = task
-            && let Err(error) = task.await
-        {
-            tracing::debug!(%error, "PostgreSQL connection task failed");
+        defer_or_wait(task).await;
+    }
+}
+
+/// Inside [`with_deferred_closes`] the wait for `task` is the caller's; elsewhere it happens here.
+async fn defer_or_wait(task: JoinHandle<()>) {
+    let mut task = Some(task);
+    let _ = DEFERRED_CLOSES.try_with(|pending| {
+        if let Some(task) = task.take() {
+            pending.borrow_mut().push(task);
         }
+    });
+    if let Some(task) = task
+        && let Err(error) = task.await
+    {
+        tracing::debug!(%error, "PostgreSQL connection task failed");
     }
 }
 
