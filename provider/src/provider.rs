@@ -13,7 +13,7 @@ use usualstore_cty::{Type, Value};
 use crate::config::{self, ProviderContext};
 use crate::diagnostics::{Diagnostic, DiagnosticKind, Diagnostics, proto_list};
 use crate::proto::tfplugin6::{self, provider_server::Provider};
-use crate::resources::{self, PlanRequest, Resource};
+use crate::resources::{self, PlanRequest, Private, Resource};
 
 pub struct UsualstoreProvider {
     resources: HashMap<&'static str, Box<dyn Resource>>,
@@ -326,7 +326,9 @@ impl Provider for UsualstoreProvider {
             }
             let ctx = self.context().await?;
             let _slot = ctx.operation_slot().await;
-            let refreshed = resource.read(&ctx, &state).await?;
+            let refreshed = resource
+                .read(&ctx, &state, &Private::from_bytes(&req.private))
+                .await?;
             Ok::<_, Diagnostics>((encode(&refreshed.state, &ty)?, refreshed.warnings))
         }
         .await;
@@ -408,22 +410,25 @@ impl Provider for UsualstoreProvider {
             let planned = decode(req.planned_state.as_ref(), &ty, "planned state")?;
             let ctx = self.context().await?;
             let slot = ctx.operation_slot().await;
-            let (applied, closing) =
-                usualstore_tenancy::with_deferred_closes(resource.apply(&ctx, &prior, &planned))
-                    .await;
+            let private = Private::from_bytes(&req.planned_private);
+            let (applied, closing) = usualstore_tenancy::with_deferred_closes(
+                resource.apply(&ctx, &prior, &planned, &private),
+            )
+            .await;
             // Answer as soon as the last statement is done; the slot is given back once the
             // sessions the apply used have ended on the server's side.
             tokio::spawn(async move {
                 closing.wait().await;
                 drop(slot);
             });
-            encode(&applied?, &ty)
+            let applied = applied?;
+            Ok::<_, Diagnostics>((encode(&applied.state, &ty)?, applied.private.to_bytes()))
         }
         .await;
         Ok(Response::new(match result {
-            Ok(new_state) => tfplugin6::apply_resource_change::Response {
+            Ok((new_state, private)) => tfplugin6::apply_resource_change::Response {
                 new_state: Some(new_state),
-                private: req.planned_private,
+                private,
                 ..Default::default()
             },
             Err(d) => {

@@ -48,8 +48,8 @@ pub use tenant::{
     TenantSpec, TenantStatus, create_tenant, delete_tenant, read_tenant, update_tenant,
 };
 pub use user::{
-    MIN_PASSWORD_CHARS, UserRole, UserRoleParseError, UserSpec, UserStatus, create_user,
-    delete_user, read_user, update_user, validate_connection_limit, validate_email,
-    validate_password, validate_username,
+    MIN_PASSWORD_CHARS, PasswordCheck, UserRole, UserRoleParseError, UserSpec, UserStatus,
+    create_user, delete_user, read_user, update_user, validate_connection_limit, validate_email,
+    validate_password, validate_username, verifier_fingerprint,
 };
 pub use waits::{AdvisoryKey, LockHolder, LockTarget};

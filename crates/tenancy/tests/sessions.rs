@@ -62,9 +62,17 @@ async fn concurrent_reads_share_one_session_that_survives_a_restart() {
         );
         reads.spawn(async move {
             let tenant = read_tenant(&server, &database).await.expect("read tenant");
-            let user = read_user(&server, &database, &username, Some(&password))
-                .await
-                .expect("read user");
+            let user = read_user(
+                &server,
+                &database,
+                &username,
+                Some(usualstore_tenancy::PasswordCheck {
+                    password: Some(&password),
+                    fingerprint: None,
+                }),
+            )
+            .await
+            .expect("read user");
             (tenant, user)
         });
     }

@@ -6,8 +6,9 @@ mod common;
 use common::{DENIED, connect_as, managed_server, outcome, spec, superuser, superuser_server};
 use tokio::task::JoinSet;
 use usualstore_tenancy::{
-    Server, ServicePlan, TenantError, UserRole, UserSpec, create_tenant, create_user,
-    delete_tenant, delete_user, quote_ident, read_user, update_user,
+    PasswordCheck, Server, ServicePlan, TenantError, UserRole, UserSpec, create_tenant,
+    create_user, delete_tenant, delete_user, quote_ident, read_user, update_user,
+    verifier_fingerprint,
 };
 use usualstore_testpg::{shared, unique_name};
 
@@ -122,10 +123,18 @@ async fn drift_is_seen_and_repaired() {
     let other = tenant(&server, "udrifto").await;
     let spec = user(&a, "drifter", UserRole::Developer);
     create_user(&server, &spec).await.expect("create");
-    let read = read_user(&server, &a, &spec.username, Some(&spec.password))
-        .await
-        .expect("read")
-        .expect("exists");
+    let read = read_user(
+        &server,
+        &a,
+        &spec.username,
+        Some(PasswordCheck {
+            password: Some(&spec.password),
+            fingerprint: None,
+        }),
+    )
+    .await
+    .expect("read")
+    .expect("exists");
     assert_eq!(read.password_matches, Some(true));
     assert_eq!(read.email.as_deref(), Some("someone@example.com"));
 
@@ -140,10 +149,18 @@ async fn drift_is_seen_and_repaired() {
     ))
     .await
     .expect("drift");
-    let read = read_user(&server, &a, &spec.username, Some(&spec.password))
-        .await
-        .expect("read")
-        .expect("exists");
+    let read = read_user(
+        &server,
+        &a,
+        &spec.username,
+        Some(PasswordCheck {
+            password: Some(&spec.password),
+            fingerprint: None,
+        }),
+    )
+    .await
+    .expect("read")
+    .expect("exists");
     assert_eq!(read.password_matches, Some(false));
     assert_eq!(read.role, Some(UserRole::Admin));
     assert_eq!(read.connection_limit, 3);
@@ -165,10 +182,18 @@ async fn drift_is_seen_and_repaired() {
     assert_eq!(repaired.role, Some(UserRole::Developer));
     assert_eq!(repaired.connection_limit, -1);
     assert!(repaired.privileges_in_sync(), "{:?}", repaired.drift);
-    let read = read_user(&server, &a, &spec.username, Some(&spec.password))
-        .await
-        .expect("read")
-        .expect("exists");
+    let read = read_user(
+        &server,
+        &a,
+        &spec.username,
+        Some(PasswordCheck {
+            password: Some(&spec.password),
+            fingerprint: None,
+        }),
+    )
+    .await
+    .expect("read")
+    .expect("exists");
     assert_eq!(read.password_matches, Some(true));
     connect_as(&a, &spec.username, &spec.password).await;
     assert!(
@@ -409,10 +434,18 @@ async fn managed_operator_manages_users() {
     create_user(&server, &spec)
         .await
         .expect("create as managed operator");
-    let read = read_user(&server, &a, &spec.username, Some(&spec.password))
-        .await
-        .expect("read")
-        .expect("exists");
+    let read = read_user(
+        &server,
+        &a,
+        &spec.username,
+        Some(PasswordCheck {
+            password: Some(&spec.password),
+            fingerprint: None,
+        }),
+    )
+    .await
+    .expect("read")
+    .expect("exists");
     // A managed operator cannot read pg_authid, so the password is not checked.
     assert_eq!(read.password_matches, None);
     connect_as(&a, &spec.username, &spec.password).await;
@@ -457,4 +490,40 @@ async fn deleting_a_tenant_drops_its_users_and_only_its_users() {
     connect_as(&b, &b_user.username, &b_user.password).await;
     delete_tenant(&server, &b).await.expect("delete tenant b");
     assert!(!role_exists(&b_user.username).await);
+}
+
+/// A read that knows the verifier it set needs no key stretching; a verifier set behind its back
+/// reads as a changed password even without the password.
+#[tokio::test]
+async fn a_remembered_verifier_answers_without_the_password() {
+    let server = superuser_server();
+    let a = tenant(&server, "fprint").await;
+    let spec = user(&a, "fprint", UserRole::Customer);
+    let created = create_user(&server, &spec).await.expect("create");
+    let verifier = created.verifier_set.expect("the create set a verifier");
+    let fingerprint = verifier_fingerprint(&verifier);
+    let check = PasswordCheck {
+        password: None,
+        fingerprint: Some(&fingerprint),
+    };
+    let read = read_user(&server, &a, &spec.username, Some(check))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(read.password_matches, Some(true));
+
+    superuser("postgres")
+        .await
+        .batch_execute(&format!(
+            "ALTER ROLE {} PASSWORD 'changed by hand'",
+            quote_ident(&spec.username)
+        ))
+        .await
+        .expect("change the password");
+    let read = read_user(&server, &a, &spec.username, Some(check))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(read.password_matches, Some(false));
+    delete_tenant(&server, &a).await.expect("delete tenant");
 }

@@ -19,6 +19,43 @@ pub struct PlanRequest<'a> {
     pub config: &'a Value,
 }
 
+/// What a resource keeps in Terraform's private state beside its attributes: never shown in a plan,
+/// handed back on every read and apply. A small JSON object; bytes that are not one read as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Private(serde_json::Map<String, serde_json::Value>);
+
+impl Private {
+    pub fn from_bytes(bytes: &[u8]) -> Private {
+        match serde_json::from_slice(bytes) {
+            Ok(serde_json::Value::Object(map)) => Private(map),
+            _ => Private::default(),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        serde_json::to_vec(&self.0).unwrap_or_default()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(serde_json::Value::as_str)
+    }
+
+    pub fn set(&mut self, key: &str, value: Option<String>) {
+        match value {
+            Some(value) => {
+                self.0
+                    .insert(key.to_owned(), serde_json::Value::String(value));
+            }
+            None => {
+                self.0.remove(key);
+            }
+        }
+    }
+}
+
 /// What a refresh found, with warnings to show beside it.
 pub struct Refreshed {
     pub state: Value,
@@ -30,6 +67,21 @@ impl From<Value> for Refreshed {
         Refreshed {
             state,
             warnings: Diagnostics::default(),
+        }
+    }
+}
+
+/// What an apply made, and what to keep privately about it.
+pub struct Applied {
+    pub state: Value,
+    pub private: Private,
+}
+
+impl From<Value> for Applied {
+    fn from(state: Value) -> Self {
+        Applied {
+            state,
+            private: Private::default(),
         }
     }
 }
@@ -63,7 +115,12 @@ pub trait Resource: Send + Sync {
     fn validate(&self, config: &Value) -> Diagnostics;
 
     /// Refreshes `state` from the database. Null means the object is gone and leaves the state.
-    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Refreshed, Diagnostics>;
+    async fn read(
+        &self,
+        ctx: &ProviderContext,
+        state: &Value,
+        private: &Private,
+    ) -> Result<Refreshed, Diagnostics>;
 
     /// Must be deterministic: Terraform plans again during apply and compares. `ctx` is None when the provider
     /// configuration is not yet known.
@@ -79,7 +136,8 @@ pub trait Resource: Send + Sync {
         ctx: &ProviderContext,
         prior: &Value,
         planned: &Value,
-    ) -> Result<Value, Diagnostics>;
+        private: &Private,
+    ) -> Result<Applied, Diagnostics>;
 
     /// Builds a state from an import ID; Terraform reads it right after.
     async fn import(&self, ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics>;

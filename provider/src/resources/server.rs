@@ -6,7 +6,7 @@
 use usualstore_cty::Value;
 use usualstore_tenancy::{LockdownStatus, TenantError};
 
-use super::{PlanRequest, Planned, Refreshed, Resource};
+use super::{Applied, PlanRequest, Planned, Private, Refreshed, Resource};
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{Attr, resource_model};
@@ -90,7 +90,12 @@ impl Resource for ServerResource {
         Diagnostics::default()
     }
 
-    async fn read(&self, ctx: &ProviderContext, _state: &Value) -> Result<Refreshed, Diagnostics> {
+    async fn read(
+        &self,
+        ctx: &ProviderContext,
+        _state: &Value,
+        _private: &Private,
+    ) -> Result<Refreshed, Diagnostics> {
         let status = usualstore_tenancy::read_lockdown(&ctx.server)
             .await
             .map_err(|e| server_diagnostic("read", e))?;
@@ -134,17 +139,18 @@ impl Resource for ServerResource {
         ctx: &ProviderContext,
         _prior: &Value,
         planned: &Value,
-    ) -> Result<Value, Diagnostics> {
+        _private: &Private,
+    ) -> Result<Applied, Diagnostics> {
         if planned.is_null() {
             usualstore_tenancy::remove_lockdown(&ctx.server)
                 .await
                 .map_err(|e| server_diagnostic("remove", e))?;
-            return Ok(Value::Null);
+            return Ok(Value::Null.into());
         }
         let status = usualstore_tenancy::apply_lockdown(&ctx.server)
             .await
             .map_err(|e| server_diagnostic("apply", e))?;
-        Ok(ServerModel::observed(&status).to_value())
+        Ok(ServerModel::observed(&status).to_value().into())
     }
 
     async fn import(&self, ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics> {
@@ -159,6 +165,9 @@ impl Resource for ServerResource {
             )
             .into());
         }
-        Ok(self.read(ctx, &Value::Null).await?.state)
+        Ok(self
+            .read(ctx, &Value::Null, &Private::default())
+            .await?
+            .state)
     }
 }

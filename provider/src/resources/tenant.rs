@@ -8,7 +8,7 @@ use usualstore_tenancy::{
     RoleNames, ServicePlan, TenantError, TenantSpec, TenantState, TenantStatus,
 };
 
-use super::{PlanRequest, Planned, Refreshed, Resource, check_attribute};
+use super::{Applied, PlanRequest, Planned, Private, Refreshed, Resource, check_attribute};
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{Attr, resource_model};
@@ -214,7 +214,12 @@ impl Resource for TenantResource {
         }
     }
 
-    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Refreshed, Diagnostics> {
+    async fn read(
+        &self,
+        ctx: &ProviderContext,
+        state: &Value,
+        _private: &Private,
+    ) -> Result<Refreshed, Diagnostics> {
         let state = TenantModel::from_value(state)?;
         let database = state
             .database_name
@@ -301,7 +306,8 @@ impl Resource for TenantResource {
         ctx: &ProviderContext,
         prior: &Value,
         planned: &Value,
-    ) -> Result<Value, Diagnostics> {
+        _private: &Private,
+    ) -> Result<Applied, Diagnostics> {
         let prior = TenantModel::from_value(prior)?;
         if planned.is_null() {
             // Terraform 1.0 never plans a destroy, so protection is enforced here as well.
@@ -312,7 +318,7 @@ impl Resource for TenantResource {
             usualstore_tenancy::delete_tenant(&ctx.server, &database)
                 .await
                 .map_err(|e| tenancy_diagnostic("delete", &database, e))?;
-            return Ok(Value::Null);
+            return Ok(Value::Null.into());
         }
 
         let mut planned = TenantModel::from_value(planned)?;
@@ -337,7 +343,7 @@ impl Resource for TenantResource {
         }
         // The database decides the schema version (a newer tenant keeps its version): report what is there.
         planned.schema_version = Attr::Known(i64::from(result.schema_version));
-        Ok(planned.to_value())
+        Ok(planned.to_value().into())
     }
 
     async fn import(&self, ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics> {

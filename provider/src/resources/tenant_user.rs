@@ -6,9 +6,13 @@ use std::str::FromStr;
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
 use usualstore_cty::Value;
-use usualstore_tenancy::{TenantError, UserRole, UserSetting, UserSpec, UserStatus};
+use usualstore_tenancy::{
+    PasswordCheck, TenantError, UserRole, UserSetting, UserSpec, UserStatus, verifier_fingerprint,
+};
 
-use super::{PlanRequest, Planned, Refreshed, Resource, attribute_diag, check_attribute};
+use super::{
+    Applied, PlanRequest, Planned, Private, Refreshed, Resource, attribute_diag, check_attribute,
+};
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::dsn::{self, ConnectionInfo};
@@ -16,6 +20,11 @@ use crate::model::{Attr, resource_model};
 use crate::schema::{Schema, computed, optional, optional_computed, plan_attributes, required};
 
 pub const TYPE_NAME: &str = "usualstore_tenant_user";
+
+/// Private-state key of the fingerprint of the verifier the last apply set (see
+/// `usualstore_tenancy::verifier_fingerprint`): a refresh that finds the same verifier knows the
+/// password is unchanged without recomputing it.
+const VERIFIER_FINGERPRINT: &str = "verifier_sha256";
 
 /// Length of generated passwords: 32 alphanumerics carry about 190 bits.
 const GENERATED_PASSWORD_CHARS: usize = 32;
@@ -268,7 +277,12 @@ impl Resource for TenantUserResource {
         }
     }
 
-    async fn read(&self, ctx: &ProviderContext, state: &Value) -> Result<Refreshed, Diagnostics> {
+    async fn read(
+        &self,
+        ctx: &ProviderContext,
+        state: &Value,
+        private: &Private,
+    ) -> Result<Refreshed, Diagnostics> {
         let state = TenantUserModel::from_value(state)?;
         let (tenant, username) = state.identity().ok_or_else(|| {
             Diagnostics::from(Diagnostic::error(
@@ -276,14 +290,11 @@ impl Resource for TenantUserResource {
                 "Remove it from the state (terraform state rm) and import it again as <tenant>/<username>.",
             ))
         })?;
-        match usualstore_tenancy::read_user(
-            &ctx.server,
-            &tenant,
-            &username,
-            state.password.known().map(String::as_str),
-        )
-        .await
-        {
+        let check = PasswordCheck {
+            password: state.password.known().map(String::as_str),
+            fingerprint: private.get(VERIFIER_FINGERPRINT),
+        };
+        match usualstore_tenancy::read_user(&ctx.server, &tenant, &username, Some(check)).await {
             Ok(None) => {
                 tracing::info!(tenant = %tenant, user = %username, "login user is gone; removing it from state");
                 Ok(Value::Null.into())
@@ -326,14 +337,15 @@ impl Resource for TenantUserResource {
         ctx: &ProviderContext,
         prior: &Value,
         planned: &Value,
-    ) -> Result<Value, Diagnostics> {
+        private: &Private,
+    ) -> Result<Applied, Diagnostics> {
         let prior = TenantUserModel::from_value(prior)?;
         if planned.is_null() {
             let (tenant, username) = prior.identity().ok_or_else(unknown_at_apply)?;
             usualstore_tenancy::delete_user(&ctx.server, &tenant, &username)
                 .await
                 .map_err(|e| user_diagnostic("delete", &tenant, &username, e))?;
-            return Ok(Value::Null);
+            return Ok(Value::Null.into());
         }
         let mut planned = TenantUserModel::from_value(planned)?;
         let (
@@ -394,7 +406,14 @@ impl Resource for TenantUserResource {
         }
         planned.password = Attr::Known(password);
         planned.derive(Some(ctx));
-        Ok(planned.to_value())
+        let mut private = private.clone();
+        if let Some(verifier) = &status.verifier_set {
+            private.set(VERIFIER_FINGERPRINT, Some(verifier_fingerprint(verifier)));
+        }
+        Ok(Applied {
+            state: planned.to_value(),
+            private,
+        })
     }
 
     async fn import(&self, _ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics> {

@@ -84,6 +84,8 @@ pub(super) async fn converge(
         write_email(server, database, username, spec.email.as_deref()).await?;
     }
 
+    // Computed before any lock is taken; a plain update keeps the password it has.
+    let verifier = (mode != Mode::Update).then(|| scram::verifier(&spec.password));
     with_role_locks(client, &[], async |transaction| {
         // The user's lock and the user as it is under it, in one round trip.
         let user_lock = [username];
@@ -91,17 +93,17 @@ pub(super) async fn converge(
             lock_roles(transaction, &user_lock),
             fetch_role(transaction.client(), username)
         )?;
-        let (statements, group_locks) = match existing {
-            None if mode == Mode::Create => {
+        let (statements, group_locks) = match (existing, verifier.as_deref()) {
+            (None, Some(verifier)) if mode == Mode::Create => {
                 tracing::info!(role = username, database, "creating login user");
-                (create_statements(spec, &group), Vec::new())
+                (create_statements(spec, &group, verifier), Vec::new())
             }
-            None => {
+            (None, _) => {
                 return Err(TenantError::NotFound {
                     database: format!("{database} (user {username:?})"),
                 });
             }
-            Some(row) => {
+            (Some(row), verifier) => {
                 let comment =
                     is_our_user(&row, database).ok_or_else(|| TenantError::UserConflict {
                         username: username.to_owned(),
@@ -119,7 +121,7 @@ pub(super) async fn converge(
                         "adopting a finished user that no state recorded; its password is reset"
                     );
                 }
-                update_statements(&row, spec, &group, mode != Mode::Update)
+                update_statements(&row, spec, &group, verifier)
             }
         };
         // The changes, then the read-back, sent together: the commit is the last step, so a
@@ -146,24 +148,26 @@ pub(super) async fn converge(
                 Email::Known(spec.email.as_deref()),
             )
         )?;
-        status.ok_or_else(|| TenantError::UserConflict {
+        let mut status = status.ok_or_else(|| TenantError::UserConflict {
             username: username.to_owned(),
             database: database.to_owned(),
-        })
+        })?;
+        status.verifier_set = verifier.clone();
+        Ok(status)
     })
     .await
 }
 
 /// A new login user: created ready, in its group, in one batch (it is committed with the rest of
 /// the transaction or not at all).
-fn create_statements(spec: &UserSpec, group: &str) -> Vec<String> {
+fn create_statements(spec: &UserSpec, group: &str, verifier: &str) -> Vec<String> {
     let user = quote_ident(&spec.username);
     vec![
         format!(
             "CREATE ROLE {user} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT \
              NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {limit} PASSWORD {password}",
             limit = spec.connection_limit,
-            password = quote_literal(&scram::verifier(&spec.password)),
+            password = quote_literal(verifier),
         ),
         format!("GRANT {} TO {user}", quote_ident(group)),
         ready_comment(spec),
@@ -183,7 +187,7 @@ fn ready_comment(spec: &UserSpec) -> String {
 }
 
 /// What brings an existing user back to `spec`: flags to a plain login, the connection limit,
-/// the password when `set_password`, exactly the one group, the ready comment. Membership changes
+/// the password's `verifier` when given, exactly the one group, the ready comment. Membership changes
 /// first take the locks of every group involved, in name order, so concurrent role switches
 /// (admin to developer here, developer to admin there) queue instead of deadlocking; those names
 /// are returned too.
@@ -191,7 +195,7 @@ fn update_statements(
     row: &RoleRow,
     spec: &UserSpec,
     group: &str,
-    set_password: bool,
+    verifier: Option<&str>,
 ) -> (Vec<String>, Vec<String>) {
     let user = quote_ident(&spec.username);
     let mut statements = Vec::new();
@@ -203,11 +207,8 @@ fn update_statements(
     if row.connection_limit != spec.connection_limit {
         options.push(format!("CONNECTION LIMIT {}", spec.connection_limit));
     }
-    if set_password {
-        options.push(format!(
-            "PASSWORD {}",
-            quote_literal(&scram::verifier(&spec.password))
-        ));
+    if let Some(verifier) = verifier {
+        options.push(format!("PASSWORD {}", quote_literal(verifier)));
     }
     if !options.is_empty() {
         tracing::info!(role = %row.name, "updating login user");

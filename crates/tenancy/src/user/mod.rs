@@ -29,7 +29,7 @@ pub use spec::{
     MIN_PASSWORD_CHARS, UserRole, UserRoleParseError, UserSpec, validate_connection_limit,
     validate_email, validate_password, validate_username,
 };
-pub use status::UserStatus;
+pub use status::{PasswordCheck, UserStatus, verifier_fingerprint};
 
 use converge::{Mode, converge};
 use delete::{TenantDatabase, delete_with};
@@ -41,7 +41,7 @@ pub async fn read_user(
     server: &Server,
     database: &str,
     username: &str,
-    password: Option<&str>,
+    password: Option<PasswordCheck<'_>>,
 ) -> Result<Option<UserStatus>, TenantError> {
     validate_database_name(database)?;
     validate_identifier(username)?;

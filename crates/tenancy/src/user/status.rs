@@ -26,6 +26,10 @@ pub struct UserStatus {
     /// Whether the given password is the user's; `None` when none was given or the operator may
     /// not read password verifiers (only superusers can read `pg_authid`).
     pub password_matches: Option<bool>,
+    /// The verifier an apply just set (create, rotation, repair), for the caller to remember: a
+    /// later read that finds the same verifier knows the password is unchanged without
+    /// recomputing it.
+    pub verifier_set: Option<String>,
     /// What differs from a plain login user of one group: flags, other memberships, an
     /// unfinished create. Empty when in sync.
     pub drift: Vec<String>,
@@ -35,6 +39,25 @@ impl UserStatus {
     pub fn privileges_in_sync(&self) -> bool {
         self.drift.is_empty()
     }
+}
+
+/// What a read checks the stored password verifier against: the password, and the verifier the
+/// caller last set, if it remembers one (a fingerprint from [`verifier_fingerprint`]).
+#[derive(Clone, Copy)]
+pub struct PasswordCheck<'a> {
+    pub password: Option<&'a str>,
+    pub fingerprint: Option<&'a str>,
+}
+
+/// What a caller keeps of a verifier it set: SHA-256 of it, hex. Equal verifiers mean an
+/// unchanged password; the fingerprint itself gives nothing to guess passwords with (the
+/// verifier's random salt is inside it).
+pub fn verifier_fingerprint(verifier: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(verifier.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Where a read finds the user's e-mail address.
@@ -50,10 +73,17 @@ pub(super) async fn read_with(
     client: &Client,
     database: &str,
     username: &str,
-    password: Option<&str>,
+    password: Option<PasswordCheck<'_>>,
     email: Email<'_>,
 ) -> Result<Option<UserStatus>, TenantError> {
-    let Some(row) = fetch_role(client, username).await? else {
+    // The role and its verifier, asked together.
+    let (row, stored) = tokio::try_join!(fetch_role(client, username), async {
+        match password {
+            Some(_) => stored_verifier(client, username).await,
+            None => Ok(None),
+        }
+    })?;
+    let Some(row) = row else {
         return Ok(None);
     };
     let Some(comment) = is_our_user(&row, database) else {
@@ -106,9 +136,9 @@ pub(super) async fn read_with(
         (None, Email::Stored(_)) if !comment.has_email => None,
         (None, Email::Stored(server)) => read_email(server, database, username).await?,
     };
-    let password_matches = match password {
-        Some(password) => password_matches(client, username, password).await?,
-        None => None,
+    let password_matches = match (password, stored) {
+        (Some(check), Some(stored)) => password_matches(stored, username, check).await,
+        _ => None,
     };
     Ok(Some(UserStatus {
         database: database.to_owned(),
@@ -117,38 +147,25 @@ pub(super) async fn read_with(
         email,
         connection_limit: row.connection_limit,
         password_matches,
+        verifier_set: None,
         drift,
     }))
 }
 
-/// Checks the password against `pg_authid`, which only superusers may read.
-async fn password_matches(
+/// What `pg_authid` stores for the user (`Some(None)`: no password), or `None` when the
+/// operator may not read it (only superusers may).
+async fn stored_verifier(
     client: &Client,
     username: &str,
-    password: &str,
-) -> Result<Option<bool>, TenantError> {
+) -> Result<Option<Option<String>>, TenantError> {
     let stored = client
         .query_typed_opt(
-            "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1",
+            "SELECT a.rolpassword FROM pg_catalog.pg_authid a WHERE a.rolname = $1",
             &[(&username, Type::TEXT)],
         )
         .await;
     match stored {
-        Ok(Some(row)) => {
-            let Some(stored) = row.get::<_, Option<String>>(0) else {
-                return Ok(Some(false));
-            };
-            // Key stretching is CPU work by design: off the async workers.
-            let (password, username) = (password.to_owned(), username.to_owned());
-            let checked =
-                tokio::task::spawn_blocking(move || scram::matches(&stored, &password, &username))
-                    .await;
-            Ok(checked.unwrap_or_else(|error| {
-                tracing::warn!(%error, "the password check did not finish");
-                None
-            }))
-        }
-        Ok(None) => Ok(Some(false)),
+        Ok(row) => Ok(Some(row.and_then(|row| row.get(0)))),
         Err(error)
             if error.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
         {
@@ -157,4 +174,36 @@ async fn password_matches(
         }
         Err(error) => Err(error).context(format!("reading the password verifier of {username:?}")),
     }
+}
+
+/// Whether the stored verifier is still the password's: at once when it is the one the caller
+/// set, otherwise by recomputing it from the password (when the caller has it); `None` when
+/// neither is known.
+async fn password_matches(
+    stored: Option<String>,
+    username: &str,
+    check: PasswordCheck<'_>,
+) -> Option<bool> {
+    let Some(stored) = stored else {
+        return Some(false);
+    };
+    let same_verifier = check
+        .fingerprint
+        .map(|fingerprint| verifier_fingerprint(&stored) == fingerprint);
+    if same_verifier == Some(true) {
+        return Some(true);
+    }
+    // Another verifier than the one set: the same password set again (a new salt) or another one;
+    // only the password can tell which. Without it, the password was changed outside Terraform.
+    let Some(password) = check.password.map(str::to_owned) else {
+        return same_verifier;
+    };
+    // Key stretching is CPU work by design: off the async workers.
+    let username = username.to_owned();
+    tokio::task::spawn_blocking(move || scram::matches(&stored, &password, &username))
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "the password check did not finish");
+            None
+        })
 }
