@@ -120,7 +120,10 @@ pub async fn apply_pending_with<H: BeforeCommit>(
         .start()
         .await
         .map_err(SchemaError::from)?;
+    // In a transaction: polled in the order sent, so the error reported is the first
+    // request's, not a later one's "transaction is aborted".
     let (_, _, history) = tokio::try_join!(
+        biased;
         async {
             transaction
                 .execute_typed(

@@ -82,7 +82,7 @@ pub enum TenantError {
     )]
     SchemaTooOld { database: String, needed: i32 },
 
-    #[error("store schema migrations: {0}")]
+    #[error("store schema migrations: {}", describe_schema(.0))]
     Schema(usualstore_schema::SchemaError),
 
     /// A lock wait ran into `lock_timeout` (SQLSTATE 55P03). `holders` is filled in by the
@@ -205,6 +205,25 @@ pub(crate) trait DbResultExt<T> {
 impl<T> DbResultExt<T> for Result<T, tokio_postgres::Error> {
     fn context(self, context: impl Into<String>) -> Result<T, TenantError> {
         self.map_err(|source| db_error(context, source))
+    }
+}
+
+/// A schema error with the server's words instead of tokio-postgres' bare "db error".
+fn describe_schema(error: &usualstore_schema::SchemaError) -> String {
+    use usualstore_schema::SchemaError;
+    match error {
+        SchemaError::MigrationFailed {
+            version,
+            name,
+            source,
+        } => format!(
+            "migration {version} ({name}) failed and was rolled back: {}",
+            describe(source)
+        ),
+        SchemaError::Database(source) => {
+            format!("schema migrations bookkeeping failed: {}", describe(source))
+        }
+        other => other.to_string(),
     }
 }
 

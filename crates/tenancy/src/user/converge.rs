@@ -89,7 +89,10 @@ pub(super) async fn converge(
     with_role_locks(client, &[], async |transaction| {
         // The user's lock and the user as it is under it, in one round trip.
         let user_lock = [username];
+        // In a transaction: polled in the order sent, so the error reported is the first
+        // request's, not a later one's "transaction is aborted".
         let ((), existing) = tokio::try_join!(
+            biased;
             lock_roles(transaction, &user_lock),
             fetch_role(transaction.client(), username)
         )?;
@@ -127,7 +130,10 @@ pub(super) async fn converge(
         // The changes, then the read-back, sent together: the commit is the last step, so a
         // create that fails or is killed before it leaves nothing, and after it only the
         // response to Terraform is left.
+        // In a transaction: polled in the order sent, so the error reported is the first
+        // request's, not a later one's "transaction is aborted".
         let (_, status) = tokio::try_join!(
+            biased;
             async {
                 transaction
                     .batch_execute(&statements.join(";\n"))
