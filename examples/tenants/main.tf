@@ -69,4 +69,6 @@ module "tenant" {
   admins              = local.with_passwords[each.key].admins
   developers          = local.with_passwords[each.key].developers
   customers           = local.with_passwords[each.key].customers
+
+  write_only_passwords = var.write_only_passwords
 }

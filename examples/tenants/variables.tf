@@ -58,3 +58,9 @@ variable "dsn_port" {
   type        = number
   default     = null
 }
+
+variable "write_only_passwords" {
+  description = "Terraform 1.11 or later: passwords are sent write-only and kept out of the state (every user needs one, from customers/<customer>.secrets.tfvars; change a user's password_version to rotate it). The DSN outputs then carry no password."
+  type        = bool
+  default     = false
+}

@@ -14,6 +14,7 @@ locals {
         username = lookup(u, "username", null) == null ? "" : u.username
         email    = lookup(u, "email", null) == null ? "" : u.email
         password = lookup(u, "password", null) == null ? "" : u.password
+        version  = lookup(u, "password_version", null) == null ? "1" : u.password_version
         role     = role
       }
     ]
@@ -51,5 +52,9 @@ resource "usualstore_tenant_user" "this" {
   role     = each.value.role
   email    = each.value.email == "" ? null : each.value.email
   # null: the provider generates a password once and keeps it in state.
-  password = each.value.password == "" ? null : each.value.password
+  password = var.write_only_passwords || each.value.password == "" ? null : each.value.password
+  # Write-only: sent when the user is created or its version changes, stored nowhere. An empty one
+  # is the provider's to refuse: checking it here would make every user's key sensitive.
+  password_wo         = var.write_only_passwords ? each.value.password : null
+  password_wo_version = var.write_only_passwords ? tonumber(each.value.version) : null
 }

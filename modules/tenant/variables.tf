@@ -38,11 +38,11 @@ variable "admins" {
   validation {
     condition = alltrue([
       for i, u in var.admins :
-      length(setsubtract(keys(u), ["username", "email", "password"])) == 0
+      length(setsubtract(keys(u), ["username", "email", "password", "password_version"])) == 0
       ? true
-      : tobool("admins[${i}] has the unknown key(s) ${join(", ", setsubtract(keys(u), ["username", "email", "password"]))}: a user has username, email and password.")
+      : tobool("admins[${i}] has the unknown key(s) ${join(", ", setsubtract(keys(u), ["username", "email", "password", "password_version"]))}: a user has username, email, password and password_version.")
     ])
-    error_message = "Each entry of admins may only have the keys username, email and password."
+    error_message = "Each entry of admins may only have the keys username, email, password and password_version."
   }
 }
 
@@ -54,11 +54,11 @@ variable "developers" {
   validation {
     condition = alltrue([
       for i, u in var.developers :
-      length(setsubtract(keys(u), ["username", "email", "password"])) == 0
+      length(setsubtract(keys(u), ["username", "email", "password", "password_version"])) == 0
       ? true
-      : tobool("developers[${i}] has the unknown key(s) ${join(", ", setsubtract(keys(u), ["username", "email", "password"]))}: a user has username, email and password.")
+      : tobool("developers[${i}] has the unknown key(s) ${join(", ", setsubtract(keys(u), ["username", "email", "password", "password_version"]))}: a user has username, email, password and password_version.")
     ])
-    error_message = "Each entry of developers may only have the keys username, email and password."
+    error_message = "Each entry of developers may only have the keys username, email, password and password_version."
   }
 }
 
@@ -70,10 +70,16 @@ variable "customers" {
   validation {
     condition = alltrue([
       for i, u in var.customers :
-      length(setsubtract(keys(u), ["username", "email", "password"])) == 0
+      length(setsubtract(keys(u), ["username", "email", "password", "password_version"])) == 0
       ? true
-      : tobool("customers[${i}] has the unknown key(s) ${join(", ", setsubtract(keys(u), ["username", "email", "password"]))}: a user has username, email and password.")
+      : tobool("customers[${i}] has the unknown key(s) ${join(", ", setsubtract(keys(u), ["username", "email", "password", "password_version"]))}: a user has username, email, password and password_version.")
     ])
-    error_message = "Each entry of customers may only have the keys username, email and password."
+    error_message = "Each entry of customers may only have the keys username, email, password and password_version."
   }
+}
+
+variable "write_only_passwords" {
+  description = "Terraform 1.11 or later: each user's password is sent as password_wo (write-only) and kept nowhere, not in state; every user needs a password then, and its password_version key (a number, default 1) is changed to send a new one. DSNs then carry no password. Refused by the provider on older Terraform."
+  type        = bool
+  default     = false
 }

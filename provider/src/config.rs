@@ -358,6 +358,8 @@ pub struct ProviderContext {
     /// Whether PUBLIC may connect to the maintenance database (no `usualstore_server` applied):
     /// plans that touch a tenant warn about it.
     pub public_can_connect: bool,
+    /// The version of the Terraform that configured the provider, as it said it (`1.11.4`).
+    pub terraform_version: String,
     /// One permit per connection: `-parallelism=50` against a server with 100 connections must queue here
     /// instead of failing with "too many clients".
     connections: Arc<tokio::sync::Semaphore>,
@@ -373,7 +375,22 @@ impl ProviderContext {
             settings,
             server,
             public_can_connect: false,
+            terraform_version: String::new(),
             connections: Arc::new(tokio::sync::Semaphore::new(permits)),
+        }
+    }
+
+    /// Whether this Terraform keeps write-only attributes out of state (1.11 and later). An
+    /// unreadable version passes: validation already refused write-only values to a Terraform
+    /// that did not say it can take them.
+    pub fn terraform_keeps_write_only(&self) -> bool {
+        let mut parts = self
+            .terraform_version
+            .split(['.', '-'])
+            .map(|part| part.parse::<u32>());
+        match (parts.next(), parts.next()) {
+            (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= (1, 11),
+            _ => true,
         }
     }
 

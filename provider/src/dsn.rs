@@ -3,20 +3,45 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::config::ProviderContext;
+
 /// What a login user's application needs to connect.
 pub struct ConnectionInfo<'a> {
     pub host: &'a str,
     pub port: u16,
     pub user: &'a str,
-    pub password: &'a str,
+    /// `None` for a write-only password, which the application gets elsewhere (libpq: `PGPASSWORD`
+    /// or a password file).
+    pub password: Option<&'a str>,
     pub dbname: &'a str,
     pub sslmode: &'a str,
     /// Where the application finds the certificate authority, for `verify-ca`/`verify-full`.
     pub sslrootcert: Option<&'a str>,
 }
 
-/// `host='…' port='…' user='…' password='…' dbname='…' sslmode='…'` (and `sslrootcert='…'` when
-/// set): every value single-quoted, with backslashes and single quotes backslash-escaped, as
+/// A login user's `(dsn, url)`, with the host, port and TLS settings the provider hands to
+/// applications (`dsn_host`, `dsn_port`, `sslmode`, `dsn_sslrootcert`).
+pub fn for_user(
+    ctx: &ProviderContext,
+    tenant: &str,
+    username: &str,
+    password: Option<&str>,
+) -> (String, String) {
+    let settings = &ctx.settings;
+    let info = ConnectionInfo {
+        host: &settings.dsn_host,
+        port: settings.dsn_port,
+        user: username,
+        password,
+        dbname: tenant,
+        sslmode: settings.sslmode.as_str(),
+        sslrootcert: settings.dsn_sslrootcert.as_deref(),
+    };
+    (key_value(&info), url(&info))
+}
+
+/// `host='…' port='…' user='…' password='…' dbname='…' sslmode='…'` (`password` only when known,
+/// `sslrootcert='…'` when set): every value single-quoted, with backslashes and single quotes backslash-escaped, as
 /// libpq's conninfo parser expects.
 pub fn key_value(info: &ConnectionInfo<'_>) -> String {
     let port = info.port.to_string();
@@ -24,10 +49,11 @@ pub fn key_value(info: &ConnectionInfo<'_>) -> String {
         ("host", info.host),
         ("port", port.as_str()),
         ("user", info.user),
-        ("password", info.password),
-        ("dbname", info.dbname),
-        ("sslmode", info.sslmode),
     ];
+    if let Some(password) = info.password {
+        pairs.push(("password", password));
+    }
+    pairs.extend([("dbname", info.dbname), ("sslmode", info.sslmode)]);
     if let Some(path) = info.sslrootcert {
         pairs.push(("sslrootcert", path));
     }
@@ -50,7 +76,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// `postgres://user:password@host:port/dbname?sslmode=…`, each component percent-encoded; an IPv6
+/// `postgres://user:password@host:port/dbname?sslmode=…` (`user@` without a password), each component percent-encoded; an IPv6
 /// host goes in brackets.
 pub fn url(info: &ConnectionInfo<'_>) -> String {
     let host = if info.host.contains(':') {
@@ -58,10 +84,13 @@ pub fn url(info: &ConnectionInfo<'_>) -> String {
     } else {
         utf8_percent_encode(info.host, COMPONENT).to_string()
     };
+    let password = info
+        .password
+        .map(|password| format!(":{}", utf8_percent_encode(password, COMPONENT)))
+        .unwrap_or_default();
     let mut url = format!(
-        "postgres://{}:{}@{host}:{}/{}?sslmode={}",
+        "postgres://{}{password}@{host}:{}/{}?sslmode={}",
         utf8_percent_encode(info.user, COMPONENT),
-        utf8_percent_encode(info.password, COMPONENT),
         info.port,
         utf8_percent_encode(info.dbname, COMPONENT),
         utf8_percent_encode(info.sslmode, COMPONENT),
@@ -83,7 +112,7 @@ mod tests {
             host: "db.internal",
             port: 6432,
             user: "building_ops",
-            password,
+            password: Some(password),
             dbname: "building_shop",
             sslmode: "prefer",
             sslrootcert: None,
@@ -122,6 +151,22 @@ mod tests {
                     &[tokio_postgres::config::Host::Tcp("db.internal".into())]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn without_a_password_both_forms_leave_it_out() {
+        let mut info = info("secret");
+        info.password = None;
+        for text in [key_value(&info), url(&info)] {
+            assert!(
+                !text.contains("secret") && !text.contains("password"),
+                "{text}"
+            );
+            let config = tokio_postgres::Config::from_str(&text)
+                .unwrap_or_else(|e| panic!("{text:?} does not parse: {e}"));
+            assert_eq!(config.get_password(), None, "{text:?}");
+            assert_eq!(config.get_user(), Some("building_ops"));
         }
     }
 

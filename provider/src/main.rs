@@ -5,6 +5,7 @@ mod config;
 mod connect;
 mod diagnostics;
 mod dsn;
+mod ephemeral;
 mod logging;
 mod model;
 mod plugin;

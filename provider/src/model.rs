@@ -31,6 +31,15 @@ impl<T> Attr<T> {
         matches!(self, Attr::Null)
     }
 
+    /// Whether a value is given: `None` while unknown.
+    pub fn is_set(&self) -> Option<bool> {
+        match self {
+            Attr::Null => Some(false),
+            Attr::Unknown => None,
+            Attr::Known(_) => Some(true),
+        }
+    }
+
     /// `Known` for `Some`, `Null` for `None`.
     pub fn from_option(value: Option<T>) -> Attr<T> {
         value.map_or(Attr::Null, Attr::Known)

@@ -12,11 +12,13 @@ use usualstore_cty::{Type, Value};
 
 use crate::config::{self, ProviderContext};
 use crate::diagnostics::{Diagnostic, DiagnosticKind, Diagnostics, proto_list};
+use crate::ephemeral::{self, EphemeralResource};
 use crate::proto::tfplugin6::{self, provider_server::Provider};
-use crate::resources::{self, PlanRequest, Private, Resource};
+use crate::resources::{self, ApplyRequest, PlanRequest, Private, Resource};
 
 pub struct UsualstoreProvider {
     resources: HashMap<&'static str, Box<dyn Resource>>,
+    ephemerals: HashMap<&'static str, Box<dyn EphemeralResource>>,
     provider_schema: crate::schema::Schema,
     context: RwLock<Option<Arc<ProviderContext>>>,
     stopping: AtomicBool,
@@ -26,6 +28,10 @@ impl UsualstoreProvider {
     pub fn new() -> Self {
         Self {
             resources: resources::all()
+                .into_iter()
+                .map(|r| (r.type_name(), r))
+                .collect(),
+            ephemerals: ephemeral::all()
                 .into_iter()
                 .map(|r| (r.type_name(), r))
                 .collect(),
@@ -43,6 +49,21 @@ impl UsualstoreProvider {
                 Diagnostic::error(
                     "Unknown resource type",
                     format!("The usualstore provider has no resource type {type_name:?}."),
+                )
+                .into()
+            })
+    }
+
+    fn ephemeral(&self, type_name: &str) -> Result<&dyn EphemeralResource, Diagnostics> {
+        self.ephemerals
+            .get(type_name)
+            .map(|r| r.as_ref())
+            .ok_or_else(|| {
+                Diagnostic::error(
+                    "Unknown ephemeral resource type",
+                    format!(
+                        "The usualstore provider has no ephemeral resource type {type_name:?}."
+                    ),
                 )
                 .into()
             })
@@ -163,6 +184,13 @@ impl Provider for UsualstoreProvider {
                     type_name: (*name).to_owned(),
                 })
                 .collect(),
+            ephemeral_resources: self
+                .ephemerals
+                .keys()
+                .map(|name| tfplugin6::get_metadata::EphemeralMetadata {
+                    type_name: (*name).to_owned(),
+                })
+                .collect(),
             ..Default::default()
         }))
     }
@@ -175,6 +203,11 @@ impl Provider for UsualstoreProvider {
             provider: Some(self.provider_schema.to_proto()),
             resource_schemas: self
                 .resources
+                .iter()
+                .map(|(name, r)| ((*name).to_owned(), r.schema().to_proto()))
+                .collect(),
+            ephemeral_resource_schemas: self
+                .ephemerals
                 .iter()
                 .map(|(name, r)| ((*name).to_owned(), r.schema().to_proto()))
                 .collect(),
@@ -225,7 +258,23 @@ impl Provider for UsualstoreProvider {
                     "configuration",
                 ) {
                     Err(d) => d,
-                    Ok(config) => resource.validate(&config),
+                    Ok(config) => {
+                        // Terraform before 1.11 does not say it can take write-only values, and
+                        // would store them.
+                        let write_only_allowed = req
+                            .client_capabilities
+                            .as_ref()
+                            .is_some_and(|c| c.write_only_attributes_allowed);
+                        let mut diagnostics = resource.validate(&config);
+                        if !write_only_allowed {
+                            diagnostics.extend(
+                                resource
+                                    .schema()
+                                    .refuse_write_only(&config, "this Terraform"),
+                            );
+                        }
+                        diagnostics
+                    }
                 }
             }
         };
@@ -297,6 +346,7 @@ impl Provider for UsualstoreProvider {
             let public_can_connect = crate::connect::check(&server, &settings).await?;
             let mut context = ProviderContext::new(settings, server);
             context.public_can_connect = public_can_connect;
+            context.terraform_version = req.terraform_version.clone();
             Ok::<_, Diagnostics>(context)
         }
         .await;
@@ -361,6 +411,15 @@ impl Provider for UsualstoreProvider {
             let proposed = decode(req.proposed_new_state.as_ref(), &ty, "proposed state")?;
             let config = decode(req.config.as_ref(), &ty, "configuration")?;
             let ctx = self.context.read().await.clone();
+            if let Some(ctx) = ctx.as_deref()
+                && !ctx.terraform_keeps_write_only()
+            {
+                let terraform = format!("Terraform {}", ctx.terraform_version);
+                resource
+                    .schema()
+                    .refuse_write_only(&config, &terraform)
+                    .into_result()?;
+            }
             let _slot = match &ctx {
                 Some(ctx) => ctx.operation_slot().await,
                 None => None,
@@ -408,13 +467,18 @@ impl Provider for UsualstoreProvider {
             let ty = resource.schema().object_type();
             let prior = decode(req.prior_state.as_ref(), &ty, "prior state")?;
             let planned = decode(req.planned_state.as_ref(), &ty, "planned state")?;
+            let config = decode(req.config.as_ref(), &ty, "configuration")?;
             let ctx = self.context().await?;
             let slot = ctx.operation_slot().await;
             let private = Private::from_bytes(&req.planned_private);
-            let (applied, closing) = usualstore_tenancy::with_deferred_closes(
-                resource.apply(&ctx, &prior, &planned, &private),
-            )
-            .await;
+            let request = ApplyRequest {
+                prior: &prior,
+                planned: &planned,
+                config: &config,
+                private: &private,
+            };
+            let (applied, closing) =
+                usualstore_tenancy::with_deferred_closes(resource.apply(&ctx, request)).await;
             // Answer as soon as the last statement is done; the slot is given back once the
             // sessions the apply used have ended on the server's side.
             tokio::spawn(async move {
@@ -487,6 +551,74 @@ impl Provider for UsualstoreProvider {
             )),
             ..Default::default()
         }))
+    }
+
+    async fn validate_ephemeral_resource_config(
+        &self,
+        request: Request<tfplugin6::validate_ephemeral_resource_config::Request>,
+    ) -> Result<Response<tfplugin6::validate_ephemeral_resource_config::Response>, Status> {
+        let req = request.get_ref();
+        let diagnostics = self.ephemeral(&req.type_name).map_or_else(
+            |d| d,
+            |ephemeral| {
+                let ty = ephemeral.schema().object_type();
+                match decode(req.config.as_ref(), &ty, "configuration") {
+                    Ok(config) => ephemeral.validate(&config),
+                    Err(d) => d,
+                }
+            },
+        );
+        Ok(Response::new(
+            tfplugin6::validate_ephemeral_resource_config::Response {
+                diagnostics: diagnostics.into_proto(),
+            },
+        ))
+    }
+
+    async fn open_ephemeral_resource(
+        &self,
+        request: Request<tfplugin6::open_ephemeral_resource::Request>,
+    ) -> Result<Response<tfplugin6::open_ephemeral_resource::Response>, Status> {
+        let req = request.get_ref();
+        let result = async {
+            let ephemeral = self.ephemeral(&req.type_name)?;
+            let ty = ephemeral.schema().object_type();
+            let config = decode(req.config.as_ref(), &ty, "configuration")?;
+            let ctx = self.context().await?;
+            let _slot = ctx.operation_slot().await;
+            encode(&ephemeral.open(&ctx, &config).await?, &ty)
+        }
+        .await;
+        Ok(Response::new(match result {
+            Ok(value) => tfplugin6::open_ephemeral_resource::Response {
+                result: Some(value),
+                ..Default::default()
+            },
+            Err(d) => tfplugin6::open_ephemeral_resource::Response {
+                diagnostics: d.into_proto(),
+                ..Default::default()
+            },
+        }))
+    }
+
+    /// Never asked for: no value is opened with a renewal time.
+    async fn renew_ephemeral_resource(
+        &self,
+        _request: Request<tfplugin6::renew_ephemeral_resource::Request>,
+    ) -> Result<Response<tfplugin6::renew_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(
+            tfplugin6::renew_ephemeral_resource::Response::default(),
+        ))
+    }
+
+    /// Nothing to close: an opened DSN holds no session or lease.
+    async fn close_ephemeral_resource(
+        &self,
+        _request: Request<tfplugin6::close_ephemeral_resource::Request>,
+    ) -> Result<Response<tfplugin6::close_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(
+            tfplugin6::close_ephemeral_resource::Response::default(),
+        ))
     }
 
     async fn stop_provider(

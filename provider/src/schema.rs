@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use usualstore_cty::{Type, Value};
 
+use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::proto::tfplugin6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub struct Attribute {
     pub ty: Type,
     pub presence: Presence,
     pub sensitive: bool,
+    /// Used during apply and never stored (protocol 6.8, Terraform 1.11+): always null in plans
+    /// and states; the apply reads it from the configuration.
+    pub write_only: bool,
     pub description: &'static str,
     pub plan: PlanModifiers,
 }
@@ -56,6 +60,7 @@ pub struct Declared {
     presence: Presence,
     description: &'static str,
     sensitive: bool,
+    write_only: bool,
     plan: PlanModifiers,
 }
 
@@ -64,6 +69,7 @@ fn declared(presence: Presence, description: &'static str) -> Declared {
         presence,
         description,
         sensitive: false,
+        write_only: false,
         plan: PlanModifiers::default(),
     }
 }
@@ -91,6 +97,13 @@ impl Declared {
         self
     }
 
+    /// Only for optional or required attributes of managed resources: Terraform refuses write-only
+    /// computed ones.
+    pub fn write_only(mut self) -> Self {
+        self.write_only = true;
+        self
+    }
+
     pub fn requires_replace(mut self) -> Self {
         self.plan.requires_replace = true;
         self
@@ -112,6 +125,7 @@ impl Declared {
             ty,
             presence: self.presence,
             sensitive: self.sensitive,
+            write_only: self.write_only,
             description: self.description,
             plan: self.plan,
         }
@@ -121,8 +135,9 @@ impl Declared {
 /// The declared part of planning: from Terraform's proposed new state, computed attributes the
 /// configuration leaves null get their default, their prior value (`use_state_for_unknown`), or,
 /// when the resource is created and the resource put no value in `proposed`, unknown; attributes
-/// that require replacement and change are listed. What a resource derives itself (computed values that follow from others) it sets
-/// afterwards on its model.
+/// that require replacement and change are listed; write-only attributes are null. What a
+/// resource derives itself (computed values that follow from others) it sets afterwards on its
+/// model.
 pub fn plan_attributes(
     attributes: &[Attribute],
     prior: &Value,
@@ -135,6 +150,10 @@ pub fn plan_attributes(
     for attribute in attributes {
         let from = |value: &Value| value.get(attribute.name).cloned().unwrap_or(Value::Null);
         let (configured, before) = (from(config), from(prior));
+        if attribute.write_only {
+            planned.insert(attribute.name.to_owned(), Value::Null);
+            continue;
+        }
         let mut value = from(proposed);
         if attribute.is_computed() && configured.is_null() {
             value = if let Some(default) = &attribute.plan.default {
@@ -178,6 +197,30 @@ impl Schema {
         )
     }
 
+    /// Errors for write-only attributes set in `config` when `terraform` (how to name the
+    /// Terraform at hand) would store them.
+    pub fn refuse_write_only(&self, config: &Value, terraform: &str) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        for attribute in self.attributes.iter().filter(|a| a.write_only) {
+            // Unknown values are refused at plan time, once known.
+            if config
+                .get(attribute.name)
+                .is_some_and(|v| v.is_known() && !v.is_null())
+            {
+                diagnostics.push(Diagnostic::attribute_error(
+                    attribute.name,
+                    "Write-only attribute needs Terraform 1.11",
+                    format!(
+                        "{name} is write-only: Terraform 1.11 or later keeps it out of state and plan, {terraform} \
+                         would store it. Upgrade Terraform, or use the attribute that is kept in state instead.",
+                        name = attribute.name
+                    ),
+                ));
+            }
+        }
+        diagnostics
+    }
+
     pub fn to_proto(&self) -> tfplugin6::Schema {
         let markdown = tfplugin6::StringKind::Markdown as i32;
         tfplugin6::Schema {
@@ -204,6 +247,7 @@ impl Schema {
                             Presence::Computed | Presence::OptionalComputed
                         ),
                         sensitive: a.sensitive,
+                        write_only: a.write_only,
                         ..Default::default()
                     })
                     .collect(),

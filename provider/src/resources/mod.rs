@@ -19,6 +19,16 @@ pub struct PlanRequest<'a> {
     pub config: &'a Value,
 }
 
+/// What an apply works from: the prior state (null when creating), the plan (null when
+/// destroying), the configuration (the only place write-only values arrive) and the private state
+/// the plan carried.
+pub struct ApplyRequest<'a> {
+    pub prior: &'a Value,
+    pub planned: &'a Value,
+    pub config: &'a Value,
+    pub private: &'a Private,
+}
+
 /// What a resource keeps in Terraform's private state beside its attributes: never shown in a plan,
 /// handed back on every read and apply. A small JSON object; bytes that are not one read as empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,14 +144,14 @@ pub trait Resource: Send + Sync {
     async fn apply(
         &self,
         ctx: &ProviderContext,
-        prior: &Value,
-        planned: &Value,
-        private: &Private,
+        request: ApplyRequest<'_>,
     ) -> Result<Applied, Diagnostics>;
 
     /// Builds a state from an import ID; Terraform reads it right after.
     async fn import(&self, ctx: &ProviderContext, id: &str) -> Result<Value, Diagnostics>;
 }
+
+pub(crate) use tenant_user::{password_rule, username_rule};
 
 pub fn all() -> Vec<Box<dyn Resource>> {
     vec![

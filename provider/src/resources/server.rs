@@ -6,7 +6,7 @@
 use usualstore_cty::Value;
 use usualstore_tenancy::{LockdownStatus, TenantError};
 
-use super::{Applied, PlanRequest, Planned, Private, Refreshed, Resource};
+use super::{Applied, ApplyRequest, PlanRequest, Planned, Private, Refreshed, Resource};
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{Attr, resource_model};
@@ -137,10 +137,9 @@ impl Resource for ServerResource {
     async fn apply(
         &self,
         ctx: &ProviderContext,
-        _prior: &Value,
-        planned: &Value,
-        _private: &Private,
+        request: ApplyRequest<'_>,
     ) -> Result<Applied, Diagnostics> {
+        let planned = request.planned;
         if planned.is_null() {
             usualstore_tenancy::remove_lockdown(&ctx.server)
                 .await

@@ -8,7 +8,9 @@ use usualstore_tenancy::{
     RoleNames, ServicePlan, TenantError, TenantSpec, TenantState, TenantStatus,
 };
 
-use super::{Applied, PlanRequest, Planned, Private, Refreshed, Resource, check_attribute};
+use super::{
+    Applied, ApplyRequest, PlanRequest, Planned, Private, Refreshed, Resource, check_attribute,
+};
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{Attr, resource_model};
@@ -304,10 +306,9 @@ impl Resource for TenantResource {
     async fn apply(
         &self,
         ctx: &ProviderContext,
-        prior: &Value,
-        planned: &Value,
-        _private: &Private,
+        request: ApplyRequest<'_>,
     ) -> Result<Applied, Diagnostics> {
+        let (prior, planned) = (request.prior, request.planned);
         let prior = TenantModel::from_value(prior)?;
         if planned.is_null() {
             // Terraform 1.0 never plans a destroy, so protection is enforced here as well.

@@ -11,11 +11,12 @@ use usualstore_tenancy::{
 };
 
 use super::{
-    Applied, PlanRequest, Planned, Private, Refreshed, Resource, attribute_diag, check_attribute,
+    Applied, ApplyRequest, PlanRequest, Planned, Private, Refreshed, Resource, attribute_diag,
+    check_attribute,
 };
 use crate::config::ProviderContext;
 use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::dsn::{self, ConnectionInfo};
+use crate::dsn;
 use crate::model::{Attr, resource_model};
 use crate::schema::{Schema, computed, optional, optional_computed, plan_attributes, required};
 
@@ -32,7 +33,9 @@ const GENERATED_PASSWORD_CHARS: usize = 32;
 resource_model! {
     /// The attributes of `usualstore_tenant_user`.
     pub struct TenantUserModel {
-        id: String => computed("`<tenant>/<username>`."),
+        id: String => computed(
+            "`<tenant>/<username>`; known once the user exists (a reference to it waits for the create).",
+        ),
         tenant: String => required(
             "Database name of the tenant (`usualstore_tenant.x.database_name`). Changing it creates a new user.",
         )
@@ -49,11 +52,24 @@ resource_model! {
              `usualstore_tenant`). Changed in place by switching group membership.",
         ),
         password: String => optional_computed(
-            "At least 8 characters. When omitted, a 32-character password is generated once and kept in state. \
-             Changing it rotates the password in place. Sent to PostgreSQL only as a SCRAM-SHA-256 verifier.",
+            "At least 8 characters. When omitted (and `password_wo` is not used), a 32-character password is \
+             generated once and kept in state. Changing it rotates the password in place. Sent to PostgreSQL only \
+             as a SCRAM-SHA-256 verifier.",
         )
         .sensitive()
         .use_state_for_unknown(),
+        password_wo: String => optional(
+            "Write-only password (Terraform 1.11 or later), instead of `password`: at least 8 characters, sent to \
+             PostgreSQL as a SCRAM-SHA-256 verifier when the user is created and whenever `password_wo_version` \
+             changes, and never stored in state or plan. `dsn` and `url` then carry no password: the application \
+             gets it from where the operator keeps it.",
+        )
+        .sensitive()
+        .write_only(),
+        password_wo_version: i64 => optional(
+            "Required with `password_wo`: Terraform cannot see a change of a value it does not store, so a new \
+             `password_wo` is sent when this number changes.",
+        ),
         email: String => optional(
             "Contact address of the person behind the login. Kept inside the tenant's own database (readable by \
              its owner and admin group only), never in the server-wide catalogs every login can read.",
@@ -87,15 +103,47 @@ impl TenantUserModel {
         check_attribute(&mut diagnostics, "tenant", &self.tenant, |name| {
             usualstore_tenancy::validate_database_name(name)
         });
-        check_attribute(&mut diagnostics, "username", &self.username, |name| {
-            usualstore_tenancy::validate_username(name).map_err(reason)
-        });
+        check_attribute(&mut diagnostics, "username", &self.username, username_rule);
         check_attribute(&mut diagnostics, "role", &self.role, |role| {
             UserRole::from_str(role).map(drop)
         });
-        check_attribute(&mut diagnostics, "password", &self.password, |password| {
-            usualstore_tenancy::validate_password(password).map_err(reason)
-        });
+        check_attribute(&mut diagnostics, "password", &self.password, password_rule);
+        check_attribute(
+            &mut diagnostics,
+            "password_wo",
+            &self.password_wo,
+            |password| {
+                if password.is_empty() {
+                    return Err(
+                    "is empty: a write-only password is stored nowhere, so none can be generated; \
+                     give the user a password (at least 8 characters)"
+                        .to_owned(),
+                );
+                }
+                password_rule(password)
+            },
+        );
+        // Unknown values are checked again once known.
+        match (
+            self.password.is_set(),
+            self.password_wo.is_set(),
+            self.password_wo_version.is_set(),
+        ) {
+            (Some(true), Some(true), _) => diagnostics.push(attribute_diag(
+                "password_wo",
+                "password and password_wo exclude each other: password_wo keeps the password out of state \
+                 (Terraform 1.11 or later), password keeps it there.",
+            )),
+            (_, Some(true), Some(false)) => diagnostics.push(attribute_diag(
+                "password_wo_version",
+                "is required with password_wo: give it a number and change it whenever password_wo changes.",
+            )),
+            (_, Some(false), Some(true)) => diagnostics.push(attribute_diag(
+                "password_wo_version",
+                "is only used with password_wo; remove it, or set password_wo.",
+            )),
+            _ => {}
+        }
         check_attribute(&mut diagnostics, "email", &self.email, |email| {
             usualstore_tenancy::validate_email(email).map_err(reason)
         });
@@ -114,20 +162,27 @@ impl TenantUserModel {
         diagnostics
     }
 
+    /// Whether the password is write-only: given in `password_wo`, which plans and states hold as
+    /// null, so its version is what says so.
+    fn password_is_write_only(&self) -> bool {
+        !self.password_wo.is_null() || !self.password_wo_version.is_null()
+    }
+
     /// Fills what follows from the other values: the ID, the connection strings and the in-sync flags.
     fn derive(&mut self, ctx: Option<&ProviderContext>) {
         self.id = match (self.tenant.known(), self.username.known()) {
             (Some(tenant), Some(username)) => Attr::Known(format!("{tenant}/{username}")),
             _ => Attr::Unknown,
         };
-        let strings = match (
-            ctx,
-            self.tenant.known(),
-            self.username.known(),
-            self.password.known(),
-        ) {
+        // A write-only password stays out of the connection strings too.
+        let password = match (self.password_is_write_only(), self.password.known()) {
+            (true, _) => Some(None),
+            (false, Some(password)) => Some(Some(password.as_str())),
+            (false, None) => None,
+        };
+        let strings = match (ctx, self.tenant.known(), self.username.known(), password) {
             (Some(ctx), Some(tenant), Some(username), Some(password)) => {
-                Some(connection_strings(ctx, tenant, username, password))
+                Some(dsn::for_user(ctx, tenant, username, password))
             }
             _ => None,
         };
@@ -157,6 +212,8 @@ impl TenantUserModel {
             username: Attr::Known(status.username.clone()),
             role: Attr::from_option(status.role.map(|role| role.as_str().to_owned())),
             password: prior.password.clone(),
+            password_wo: Attr::Null,
+            password_wo_version: prior.password_wo_version.clone(),
             email: Attr::from_option(status.email.clone()),
             connection_limit: Attr::Known(i64::from(status.connection_limit)),
             dsn: prior.dsn.clone(),
@@ -166,6 +223,16 @@ impl TenantUserModel {
             privileges_in_sync: Attr::Known(status.privileges_in_sync()),
         }
     }
+}
+
+/// The tenancy rule for login names, as an attribute check.
+pub(crate) fn username_rule(name: &str) -> Result<(), String> {
+    usualstore_tenancy::validate_username(name).map_err(reason)
+}
+
+/// The tenancy rule for passwords, as an attribute check.
+pub(crate) fn password_rule(password: &str) -> Result<(), String> {
+    usualstore_tenancy::validate_password(password).map_err(reason)
 }
 
 /// The reason of a refused user setting, without the setting's name (the diagnostic names the attribute).
@@ -207,30 +274,18 @@ fn generate_password() -> String {
         .collect()
 }
 
-fn connection_strings(
-    ctx: &ProviderContext,
+fn user_diagnostic(
+    action: &str,
     tenant: &str,
     username: &str,
-    password: &str,
-) -> (String, String) {
-    let settings = &ctx.settings;
-    let info = ConnectionInfo {
-        host: &settings.dsn_host,
-        port: settings.dsn_port,
-        user: username,
-        password,
-        dbname: tenant,
-        sslmode: settings.sslmode.as_str(),
-        sslrootcert: settings.dsn_sslrootcert.as_deref(),
-    };
-    (dsn::key_value(&info), dsn::url(&info))
-}
-
-fn user_diagnostic(action: &str, tenant: &str, username: &str, error: TenantError) -> Diagnostics {
+    write_only: bool,
+    error: TenantError,
+) -> Diagnostics {
     let attribute = match &error {
         TenantError::UserConflict { .. } => Some("username"),
         TenantError::InvalidUserSetting { setting, .. } => Some(match setting {
             UserSetting::Username => "username",
+            UserSetting::Password if write_only => "password_wo",
             UserSetting::Password => "password",
             UserSetting::Email => "email",
             UserSetting::ConnectionLimit => "connection_limit",
@@ -300,7 +355,13 @@ impl Resource for TenantUserResource {
                 Ok(Value::Null.into())
             }
             Ok(Some(status)) => Ok(TenantUserModel::observed(&state, &status).to_value().into()),
-            Err(e) => Err(user_diagnostic("read", &tenant, &username, e)),
+            Err(e) => Err(user_diagnostic(
+                "read",
+                &tenant,
+                &username,
+                state.password_is_write_only(),
+                e,
+            )),
         }
     }
 
@@ -324,7 +385,19 @@ impl Resource for TenantUserResource {
             request.config,
         );
         let mut planned = TenantUserModel::from_value(&planned)?;
+        let config = TenantUserModel::from_value(request.config)?;
+        planned.password_wo_version = config.password_wo_version.clone();
+        if config.password_is_write_only() {
+            planned.password = Attr::Null;
+        } else if planned.password.is_null() {
+            // No password yet (an imported user, or one leaving password_wo): one is generated at
+            // apply.
+            planned.password = Attr::Unknown;
+        }
         planned.derive(ctx);
+        if request.prior.is_null() {
+            planned.id = Attr::Unknown;
+        }
         Ok(Planned {
             state: planned.to_value(),
             requires_replace,
@@ -335,19 +408,27 @@ impl Resource for TenantUserResource {
     async fn apply(
         &self,
         ctx: &ProviderContext,
-        prior: &Value,
-        planned: &Value,
-        private: &Private,
+        request: ApplyRequest<'_>,
     ) -> Result<Applied, Diagnostics> {
-        let prior = TenantUserModel::from_value(prior)?;
-        if planned.is_null() {
+        let prior = TenantUserModel::from_value(request.prior)?;
+        if request.planned.is_null() {
             let (tenant, username) = prior.identity().ok_or_else(unknown_at_apply)?;
             usualstore_tenancy::delete_user(&ctx.server, &tenant, &username)
                 .await
-                .map_err(|e| user_diagnostic("delete", &tenant, &username, e))?;
+                .map_err(|e| {
+                    user_diagnostic(
+                        "delete",
+                        &tenant,
+                        &username,
+                        prior.password_is_write_only(),
+                        e,
+                    )
+                })?;
             return Ok(Value::Null.into());
         }
-        let mut planned = TenantUserModel::from_value(planned)?;
+        let mut planned = TenantUserModel::from_value(request.planned)?;
+        // Write-only values reach the provider in the configuration only.
+        let config = TenantUserModel::from_value(request.config)?;
         let (
             Attr::Known(tenant),
             Attr::Known(username),
@@ -371,8 +452,21 @@ impl Resource for TenantUserResource {
                 "must be -1 (no limit) or a count of connections",
             )
         })?;
-        let planned_password = planned.password.known().cloned();
-        let password = planned_password.clone().unwrap_or_else(generate_password);
+        let write_only = config.password_is_write_only();
+        let (password, set_password) = if write_only {
+            let Attr::Known(password) = config.password_wo.clone() else {
+                return Err(unknown_at_apply());
+            };
+            let set = prior.password_wo_version != planned.password_wo_version
+                || prior.password_in_sync == Attr::Known(false);
+            (password, set)
+        } else {
+            let planned_password = planned.password.known().cloned();
+            let set = prior.password.known() != planned_password.as_ref()
+                || planned_password.is_none()
+                || prior.password_in_sync == Attr::Known(false);
+            (planned_password.unwrap_or_else(generate_password), set)
+        };
         let spec = UserSpec {
             database: tenant.clone(),
             username: username.clone(),
@@ -384,14 +478,11 @@ impl Resource for TenantUserResource {
         let status = if prior.username.is_null() {
             usualstore_tenancy::create_user(&ctx.server, &spec)
                 .await
-                .map_err(|e| user_diagnostic("create", &tenant, &username, e))?
+                .map_err(|e| user_diagnostic("create", &tenant, &username, write_only, e))?
         } else {
-            let set_password = prior.password.known() != planned_password.as_ref()
-                || planned_password.is_none()
-                || prior.password_in_sync == Attr::Known(false);
             usualstore_tenancy::update_user(&ctx.server, &spec, set_password)
                 .await
-                .map_err(|e| user_diagnostic("update", &tenant, &username, e))?
+                .map_err(|e| user_diagnostic("update", &tenant, &username, write_only, e))?
         };
         if !status.privileges_in_sync() || status.role != Some(role) {
             return Err(Diagnostic::error(
@@ -404,9 +495,14 @@ impl Resource for TenantUserResource {
             )
             .into());
         }
-        planned.password = Attr::Known(password);
+        planned.password = if write_only {
+            Attr::Null
+        } else {
+            Attr::Known(password)
+        };
+        planned.password_wo = Attr::Null;
         planned.derive(Some(ctx));
-        let mut private = private.clone();
+        let mut private = request.private.clone();
         if let Some(verifier) = &status.verifier_set {
             private.set(VERIFIER_FINGERPRINT, Some(verifier_fingerprint(verifier)));
         }
@@ -455,6 +551,51 @@ mod tests {
         assert_eq!(a.len(), GENERATED_PASSWORD_CHARS);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, generate_password());
+    }
+
+    fn password_diagnostics(model: TenantUserModel) -> Vec<String> {
+        model
+            .check()
+            .0
+            .iter()
+            .filter_map(|d| d.attribute.clone())
+            .collect()
+    }
+
+    #[test]
+    fn write_only_password_rules() {
+        let known = |text: &str| Attr::Known(text.to_owned());
+        let both = TenantUserModel {
+            password: known("kept in state"),
+            password_wo: known("kept nowhere"),
+            password_wo_version: Attr::Known(1),
+            ..TenantUserModel::default()
+        };
+        assert_eq!(password_diagnostics(both), ["password_wo"]);
+        let no_version = TenantUserModel {
+            password_wo: known("kept nowhere"),
+            ..TenantUserModel::default()
+        };
+        assert_eq!(password_diagnostics(no_version), ["password_wo_version"]);
+        let lone_version = TenantUserModel {
+            password_wo_version: Attr::Known(1),
+            ..TenantUserModel::default()
+        };
+        assert_eq!(password_diagnostics(lone_version), ["password_wo_version"]);
+        // Not known yet (a module's conditional during validation): checked again at plan.
+        let unknown = TenantUserModel {
+            password: Attr::Unknown,
+            password_wo: Attr::Unknown,
+            password_wo_version: Attr::Unknown,
+            ..TenantUserModel::default()
+        };
+        assert!(password_diagnostics(unknown).is_empty());
+        let short = TenantUserModel {
+            password_wo: known("short"),
+            password_wo_version: Attr::Known(1),
+            ..TenantUserModel::default()
+        };
+        assert_eq!(password_diagnostics(short), ["password_wo"]);
     }
 
     #[test]

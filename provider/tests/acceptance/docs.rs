@@ -14,7 +14,7 @@ use crate::support::{Terraform, Workdir, hcl};
 const PROVIDER_ADDRESS: &str = "registry.terraform.io/usualstore/usualstore";
 
 /// Each registry page and the schema it documents.
-const PAGES: [(&str, Block); 4] = [
+const PAGES: [(&str, Block); 5] = [
     ("docs/index.md", Block::Provider),
     (
         "docs/resources/server.md",
@@ -28,12 +28,17 @@ const PAGES: [(&str, Block); 4] = [
         "docs/resources/tenant_user.md",
         Block::Resource("usualstore_tenant_user"),
     ),
+    (
+        "docs/ephemeral-resources/dsn.md",
+        Block::Ephemeral("usualstore_dsn"),
+    ),
 ];
 
 #[derive(Clone, Copy)]
 enum Block {
     Provider,
     Resource(&'static str),
+    Ephemeral(&'static str),
 }
 
 /// `terraform providers schema -json` for the provider under test.
@@ -97,6 +102,9 @@ fn render(block: &Value) -> String {
                 if flag(attribute, "sensitive") {
                     kind.push_str(", Sensitive");
                 }
+                if flag(attribute, "write_only") {
+                    kind.push_str(", Write-only");
+                }
                 let description = attribute["description"].as_str().unwrap_or_default();
                 format!("- `{name}` ({kind}) {description}")
             })
@@ -127,6 +135,7 @@ fn check_pages(terraform: &Terraform) {
         let block = match block {
             Block::Provider => &schema["provider"]["block"],
             Block::Resource(name) => &schema["resource_schemas"][name]["block"],
+            Block::Ephemeral(name) => &schema["ephemeral_resource_schemas"][name]["block"],
         };
         assert!(block.is_object(), "{page}: the provider has no such schema");
         let path = root.join(page);

@@ -1,5 +1,5 @@
-//! The per-resource examples under `examples/resources/` are applied for real, and the registry docs under
-//! `docs/resources/` must show them verbatim, so neither can go stale.
+//! The per-resource examples under `examples/resources/` and `examples/ephemeral-resources/` are applied for
+//! real, and the registry docs must show them verbatim, so neither can go stale.
 
 use std::path::Path;
 
@@ -35,6 +35,59 @@ fn docs_show_the_examples_verbatim() {
             );
         }
     }
+    let doc = read(&root.join(EPHEMERAL_DOC));
+    let example = read(&root.join(EPHEMERAL_EXAMPLE));
+    assert!(
+        doc.contains(&format!("```terraform\n{example}```")),
+        "{EPHEMERAL_DOC} does not show {EPHEMERAL_EXAMPLE} verbatim"
+    );
+}
+
+const EPHEMERAL_EXAMPLE: &str = "examples/ephemeral-resources/usualstore_dsn/ephemeral-resource.tf";
+const EPHEMERAL_DOC: &str = "docs/ephemeral-resources/dsn.md";
+
+/// The write-only password and ephemeral DSN example (Terraform 1.11): applied with the password
+/// from an ephemeral variable, its login check run with `psql`, nothing of the password in state,
+/// no changes planned, destroyed.
+#[test]
+fn ephemeral_example_applies_with_terraform_1_11() {
+    crate::support::with_terraform(Terraform::v1_11, "1.11", |terraform| {
+        let unique = pg::unique_name("exe");
+        let password = "an example's write-only secret";
+        let example =
+            read(&repo_root().join(EPHEMERAL_EXAMPLE)).replace("building_", &format!("{unique}_"));
+        let config = |example: &str| format!("{}\n{example}", hcl::provider_config(""));
+        let mut workdir = Workdir::new(terraform, &config(&example));
+        let psql_dir = pg::psql()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let path = std::env::var("PATH").unwrap_or_default();
+        workdir.set_env("PATH", &format!("{}:{path}", psql_dir.display()));
+        let var = format!("api_password={password}");
+        workdir.init();
+        workdir.apply(&["-var", &var]);
+        let state = std::fs::read_to_string(workdir.path().join("terraform.tfstate"))
+            .expect("read the state");
+        assert!(!state.contains(password), "the password is in the state");
+        assert_eq!(
+            workdir.plan_detailed_with(&["-var", &var]),
+            crate::support::Plan::NoChanges
+        );
+        let unprotected = example.replacen(
+            "  plan          = \"professional\"\n",
+            "  plan          = \"professional\"\n  deletion_protection = false\n",
+            1,
+        );
+        assert_ne!(
+            unprotected, example,
+            "could not switch deletion protection off"
+        );
+        workdir.set_config(&config(&unprotected));
+        workdir.apply(&["-var", &var]);
+        workdir.apply(&["-destroy", "-var", &var]);
+        assert!(!pg::database_exists(&format!("{unique}_shop")));
+    });
 }
 
 /// Applies each example with its fixed names made unique, checks the plan is empty, then destroys it.

@@ -19,3 +19,4 @@ mod plugin_protocol;
 mod several_servers;
 mod tenant;
 mod tenant_user;
+mod write_only;

@@ -21,6 +21,11 @@ pub fn pg_env() -> Vec<(String, String)> {
     usualstore_testpg::shared().pg_env()
 }
 
+/// The test cluster's `psql`, for configurations that run it (local-exec provisioners).
+pub fn psql() -> std::path::PathBuf {
+    usualstore_testpg::shared().bin_dir().join("psql")
+}
+
 /// The value of one PG* variable of the test cluster.
 pub fn pg_var(name: &str) -> Option<String> {
     pg_env()
