@@ -116,8 +116,3 @@ fn to_proto(d: Diagnostic) -> tfplugin6::Diagnostic {
         }),
     }
 }
-
-/// Wraps a diagnostic list into the protocol's list, for responses that carry nothing else.
-pub fn proto_list(diagnostics: impl Into<Diagnostics>) -> Vec<tfplugin6::Diagnostic> {
-    diagnostics.into().into_proto()
-}

@@ -3,6 +3,7 @@
 mod check;
 mod config;
 mod connect;
+mod data_sources;
 mod diagnostics;
 mod dsn;
 mod ephemeral;

@@ -11,13 +11,15 @@ use tracing::{debug, info, warn};
 use usualstore_cty::{Type, Value};
 
 use crate::config::{self, ProviderContext};
-use crate::diagnostics::{Diagnostic, DiagnosticKind, Diagnostics, proto_list};
+use crate::data_sources::{self, DataSource};
+use crate::diagnostics::{Diagnostic, DiagnosticKind, Diagnostics};
 use crate::ephemeral::{self, EphemeralResource};
 use crate::proto::tfplugin6::{self, provider_server::Provider};
 use crate::resources::{self, ApplyRequest, PlanRequest, Private, Resource};
 
 pub struct UsualstoreProvider {
     resources: HashMap<&'static str, Box<dyn Resource>>,
+    data_sources: HashMap<&'static str, Box<dyn DataSource>>,
     ephemerals: HashMap<&'static str, Box<dyn EphemeralResource>>,
     provider_schema: crate::schema::Schema,
     context: RwLock<Option<Arc<ProviderContext>>>,
@@ -30,6 +32,10 @@ impl UsualstoreProvider {
             resources: resources::all()
                 .into_iter()
                 .map(|r| (r.type_name(), r))
+                .collect(),
+            data_sources: data_sources::all()
+                .into_iter()
+                .map(|d| (d.type_name(), d))
                 .collect(),
             ephemerals: ephemeral::all()
                 .into_iter()
@@ -49,6 +55,19 @@ impl UsualstoreProvider {
                 Diagnostic::error(
                     "Unknown resource type",
                     format!("The usualstore provider has no resource type {type_name:?}."),
+                )
+                .into()
+            })
+    }
+
+    fn data_source(&self, type_name: &str) -> Result<&dyn DataSource, Diagnostics> {
+        self.data_sources
+            .get(type_name)
+            .map(|d| d.as_ref())
+            .ok_or_else(|| {
+                Diagnostic::error(
+                    "Unknown data source",
+                    format!("The usualstore provider has no data source {type_name:?}."),
                 )
                 .into()
             })
@@ -184,6 +203,13 @@ impl Provider for UsualstoreProvider {
                     type_name: (*name).to_owned(),
                 })
                 .collect(),
+            data_sources: self
+                .data_sources
+                .keys()
+                .map(|name| tfplugin6::get_metadata::DataSourceMetadata {
+                    type_name: (*name).to_owned(),
+                })
+                .collect(),
             ephemeral_resources: self
                 .ephemerals
                 .keys()
@@ -205,6 +231,11 @@ impl Provider for UsualstoreProvider {
                 .resources
                 .iter()
                 .map(|(name, r)| ((*name).to_owned(), r.schema().to_proto()))
+                .collect(),
+            data_source_schemas: self
+                .data_sources
+                .iter()
+                .map(|(name, d)| ((*name).to_owned(), d.schema().to_proto()))
                 .collect(),
             ephemeral_resource_schemas: self
                 .ephemerals
@@ -289,15 +320,20 @@ impl Provider for UsualstoreProvider {
         &self,
         request: Request<tfplugin6::validate_data_resource_config::Request>,
     ) -> Result<Response<tfplugin6::validate_data_resource_config::Response>, Status> {
+        let req = request.get_ref();
+        let diagnostics = self.data_source(&req.type_name).map_or_else(
+            |d| d,
+            |data_source| {
+                let ty = data_source.schema().object_type();
+                match decode(req.config.as_ref(), &ty, "configuration") {
+                    Ok(config) => data_source.validate(&config),
+                    Err(d) => d,
+                }
+            },
+        );
         Ok(Response::new(
             tfplugin6::validate_data_resource_config::Response {
-                diagnostics: proto_list(Diagnostic::error(
-                    "Unknown data source",
-                    format!(
-                        "The usualstore provider has no data source {:?}.",
-                        request.get_ref().type_name
-                    ),
-                )),
+                diagnostics: diagnostics.into_proto(),
             },
         ))
     }
@@ -541,15 +577,27 @@ impl Provider for UsualstoreProvider {
         &self,
         request: Request<tfplugin6::read_data_source::Request>,
     ) -> Result<Response<tfplugin6::read_data_source::Response>, Status> {
-        Ok(Response::new(tfplugin6::read_data_source::Response {
-            diagnostics: proto_list(Diagnostic::error(
-                "Unknown data source",
-                format!(
-                    "The usualstore provider has no data source {:?}.",
-                    request.get_ref().type_name
-                ),
-            )),
-            ..Default::default()
+        let req = request.get_ref();
+        let result = async {
+            let data_source = self.data_source(&req.type_name)?;
+            let ty = data_source.schema().object_type();
+            let config = decode(req.config.as_ref(), &ty, "configuration")?;
+            let ctx = self.context().await?;
+            let _slot = ctx.operation_slot().await;
+            let read = data_source.read(&ctx, &config).await?;
+            Ok::<_, Diagnostics>((encode(&read.state, &ty)?, read.warnings))
+        }
+        .await;
+        Ok(Response::new(match result {
+            Ok((state, warnings)) => tfplugin6::read_data_source::Response {
+                state: Some(state),
+                diagnostics: warnings.into_proto(),
+                ..Default::default()
+            },
+            Err(d) => tfplugin6::read_data_source::Response {
+                diagnostics: d.into_proto(),
+                ..Default::default()
+            },
         }))
     }
 

@@ -16,6 +16,7 @@ mod converge;
 mod database;
 mod emails;
 mod error;
+mod inventory;
 mod lockdown;
 mod metadata;
 mod model;
@@ -30,6 +31,7 @@ mod user;
 mod waits;
 
 pub use error::{TenantError, UserSetting};
+pub use inventory::{TenantFilter, TenantSummary, list_tenants};
 pub use lockdown::{
     LockdownStatus, Opening, apply_lockdown, public_may_connect, read_lockdown, remove_lockdown,
 };

@@ -14,7 +14,7 @@ use crate::support::{Terraform, Workdir, hcl};
 const PROVIDER_ADDRESS: &str = "registry.terraform.io/usualstore/usualstore";
 
 /// Each registry page and the schema it documents.
-const PAGES: [(&str, Block); 5] = [
+const PAGES: [(&str, Block); 8] = [
     ("docs/index.md", Block::Provider),
     (
         "docs/resources/server.md",
@@ -29,6 +29,18 @@ const PAGES: [(&str, Block); 5] = [
         Block::Resource("usualstore_tenant_user"),
     ),
     (
+        "docs/data-sources/tenants.md",
+        Block::DataSource("usualstore_tenants"),
+    ),
+    (
+        "docs/data-sources/tenant.md",
+        Block::DataSource("usualstore_tenant"),
+    ),
+    (
+        "docs/data-sources/tenant_user.md",
+        Block::DataSource("usualstore_tenant_user"),
+    ),
+    (
         "docs/ephemeral-resources/dsn.md",
         Block::Ephemeral("usualstore_dsn"),
     ),
@@ -38,6 +50,7 @@ const PAGES: [(&str, Block); 5] = [
 enum Block {
     Provider,
     Resource(&'static str),
+    DataSource(&'static str),
     Ephemeral(&'static str),
 }
 
@@ -135,6 +148,7 @@ fn check_pages(terraform: &Terraform) {
         let block = match block {
             Block::Provider => &schema["provider"]["block"],
             Block::Resource(name) => &schema["resource_schemas"][name]["block"],
+            Block::DataSource(name) => &schema["data_source_schemas"][name]["block"],
             Block::Ephemeral(name) => &schema["ephemeral_resource_schemas"][name]["block"],
         };
         assert!(block.is_object(), "{page}: the provider has no such schema");

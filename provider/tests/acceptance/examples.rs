@@ -35,12 +35,66 @@ fn docs_show_the_examples_verbatim() {
             );
         }
     }
+    for data_source in DATA_SOURCES {
+        let name = data_source.trim_start_matches("usualstore_");
+        let doc = read(&root.join(format!("docs/data-sources/{name}.md")));
+        let example = read(&root.join(format!(
+            "examples/data-sources/{data_source}/data-source.tf"
+        )));
+        assert!(
+            doc.contains(&format!("```terraform\n{example}```")),
+            "docs/data-sources/{name}.md does not show its example verbatim"
+        );
+    }
     let doc = read(&root.join(EPHEMERAL_DOC));
     let example = read(&root.join(EPHEMERAL_EXAMPLE));
     assert!(
         doc.contains(&format!("```terraform\n{example}```")),
         "{EPHEMERAL_DOC} does not show {EPHEMERAL_EXAMPLE} verbatim"
     );
+}
+
+const DATA_SOURCES: [&str; 3] = [
+    "usualstore_tenants",
+    "usualstore_tenant",
+    "usualstore_tenant_user",
+];
+
+/// The data source examples, together, read what the `usualstore_tenant_user` example made (the
+/// same names made unique the same way).
+fn data_source_examples_read(terraform: &Terraform, unique: &str) {
+    let root = repo_root();
+    let mut config = hcl::provider_config("");
+    for data_source in DATA_SOURCES {
+        config.push_str(
+            &read(&root.join(format!(
+                "examples/data-sources/{data_source}/data-source.tf"
+            )))
+            .replace("building_", &format!("{unique}_")),
+        );
+    }
+    let workdir = Workdir::new(terraform, &config);
+    workdir.init();
+    workdir.apply(&[]);
+    let outputs = workdir.output_json();
+    // The outputs' names were made unique with everything else.
+    let value =
+        |name: &str| outputs[name.replace("building_", &format!("{unique}_"))]["value"].clone();
+    assert_eq!(
+        value("building_databases"),
+        serde_json::json!([format!("{unique}_shop")])
+    );
+    assert_eq!(value("building_half_provisioned"), serde_json::json!([]));
+    assert_eq!(
+        value("shop_schema_version"),
+        serde_json::json!(usualstore_schema::latest_version())
+    );
+    assert_eq!(
+        value("shop_admin_role"),
+        serde_json::json!(format!("{unique}_shop_admin"))
+    );
+    assert_eq!(value("ops_role"), serde_json::json!("admin"));
+    workdir.assert_no_changes();
 }
 
 const EPHEMERAL_EXAMPLE: &str = "examples/ephemeral-resources/usualstore_dsn/ephemeral-resource.tf";
@@ -104,6 +158,9 @@ fn examples_apply_and_destroy(terraform: &Terraform) {
         workdir.init();
         workdir.apply(&[]);
         workdir.assert_no_changes();
+        if resource == "usualstore_tenant_user" {
+            data_source_examples_read(terraform, &unique);
+        }
         let database = format!("{unique}_shop");
         assert!(
             pg::database_exists(&database),

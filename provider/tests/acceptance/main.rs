@@ -12,6 +12,7 @@ mod support;
 
 mod attacks;
 mod customers;
+mod data_sources;
 mod docs;
 mod examples;
 mod faults;
