@@ -10,12 +10,58 @@ use std::error::Error;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use store_api::auth::{TOKEN_LOOKUP, hash_password, new_token, token_hash};
-use store_api::routes::orders::{INSERT_ORDER, customer_by_id, take_stock};
+use store_api::auth::{hash_password, new_token, token_hash};
+use store_api::model::{CUSTOMER_COLUMNS, WIDGET_COLUMNS};
 use store_api::routes::widgets::SELECT_ONE;
 use usualstore_tenancy::{
     RoleNames, Server, ServicePlan, TenantSpec, create_tenant, quote_ident, quote_literal,
 };
+
+/// pgbench's side of the orders comparison: the naive statement sequence an order takes without
+/// any round-trip work, one statement per step (what store-api itself ran before it placed an
+/// order in one statement). Kept here, frozen, so that the baseline stays what it always was.
+///
+/// The token lookup every authenticated request needs ($1 the token's SHA-256).
+const NAIVE_TOKEN_LOOKUP: &str = "SELECT u.id, u.email, u.role, t.expiry > now() AS live \
+     FROM public.tokens t JOIN public.users u ON u.id = t.user_id WHERE t.token_hash = $1";
+
+/// The customer, by id ($1).
+fn naive_customer_by_id() -> String {
+    format!("SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE id = $1")
+}
+
+/// The stock decrement ($1 widget id, $2 quantity).
+fn naive_take_stock() -> String {
+    format!(
+        "UPDATE public.widgets SET inventory_level = inventory_level - $2 \
+         WHERE id = $1 AND inventory_level >= $2 RETURNING {WIDGET_COLUMNS}"
+    )
+}
+
+/// The payment and the order: $1 amount, $2 currency, $3 last four, $4 bank return code, $5
+/// expiry month, $6 expiry year, $7 payment intent, $8 payment method, $9 payment status name,
+/// $10 widget id, $11 order status name, $12 customer id, $13 quantity.
+const NAIVE_INSERT_ORDER: &str = "WITH t AS ( \
+        INSERT INTO public.transactions (amount_cents, currency, last_four, bank_return_code, \
+            expiry_month, expiry_year, payment_intent, payment_method, transaction_status_id) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+            (SELECT id FROM public.transaction_statuses WHERE name = $9)) \
+        RETURNING * \
+    ), o AS ( \
+        INSERT INTO public.orders (widget_id, transaction_id, status_id, customer_id, quantity, \
+            amount_cents) \
+        SELECT $10::bigint, t.id, (SELECT id FROM public.statuses WHERE name = $11), \
+            $12::bigint, $13::integer, t.amount_cents FROM t \
+        RETURNING * \
+    ) \
+    SELECT o.id, o.widget_id, o.customer_id, o.transaction_id, $11::text AS status, o.quantity, \
+        o.amount_cents, o.created_at, o.updated_at, \
+        t.id AS t_id, t.amount_cents AS t_amount_cents, t.currency AS t_currency, \
+        t.last_four AS t_last_four, t.bank_return_code AS t_bank_return_code, \
+        t.expiry_month AS t_expiry_month, t.expiry_year AS t_expiry_year, \
+        t.payment_intent AS t_payment_intent, t.payment_method AS t_payment_method, \
+        $9::text AS t_status, t.created_at AS t_created_at, t.updated_at AS t_updated_at \
+    FROM o JOIN t ON t.id = o.transaction_id";
 
 /// Every seeded widget costs this much, so an order of one is always this amount.
 const PRICE_CENTS: i64 = 1000;
@@ -113,7 +159,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .execute(
             "INSERT INTO public.tokens (user_id, name, email, token_hash, expiry) \
              VALUES ($1, 'Bench Admin', 'bench@example.com', $2, now() + interval '1 day')",
-            &[&user_id, &hash],
+            &[&user_id, &&hash[..]],
         )
         .await?;
     tenant.batch_execute("VACUUM ANALYZE").await?;
@@ -132,19 +178,27 @@ async fn main() -> Result<(), Box<dyn Error>> {
     writeln!(orders, "\\set amount {PRICE_CENTS}")?;
     writeln!(orders, "\\set month 12")?;
     writeln!(orders, "\\set year 2030")?;
-    writeln!(orders, "{};", with_variables(TOKEN_LOOKUP, &["tokenhash"]))?;
-    writeln!(orders, "BEGIN;")?;
-    writeln!(orders, "{};", with_variables(&customer_by_id(), &["cid"]))?;
     writeln!(
         orders,
         "{};",
-        with_variables(&take_stock(), &["wid", "qty"])
+        with_variables(NAIVE_TOKEN_LOOKUP, &["tokenhash"])
+    )?;
+    writeln!(orders, "BEGIN;")?;
+    writeln!(
+        orders,
+        "{};",
+        with_variables(&naive_customer_by_id(), &["cid"])
+    )?;
+    writeln!(
+        orders,
+        "{};",
+        with_variables(&naive_take_stock(), &["wid", "qty"])
     )?;
     writeln!(
         orders,
         "{};",
         with_variables(
-            INSERT_ORDER,
+            NAIVE_INSERT_ORDER,
             &[
                 "amount",
                 "currency",

@@ -1,6 +1,5 @@
 //! The router, its shared state and the middleware every request passes through.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,14 +10,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use deadpool_postgres::Pool;
-use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::config::Config;
-use crate::db::{self, PoolBuildError};
+use crate::auth::{Hasher, TokenCache};
+use crate::config::{Config, IpNet};
+use crate::db::{self, PoolBuildError, SharedClients};
 use crate::error::{ApiError, REQUEST, RequestContext};
 use crate::metrics::Metrics;
-use crate::routes::{customers, operations, orders, reference, session, users, widgets};
+use crate::routes::{
+    CachedCount, customers, operations, orders, reference, session, users, widgets,
+};
+use crate::tenant::TenantName;
+use crate::throttle::Throttle;
 
 /// Largest request body accepted (413 above it). The biggest legitimate body, an order with
 /// its customer and payment, is well under 2 KiB.
@@ -30,31 +33,57 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
-    pub tenant: Arc<str>,
+    /// Pool connections shared by many requests' single statements (see [`SharedClients`]).
+    pub shared: Arc<SharedClients>,
+    pub tenant: Arc<TenantName>,
     pub metrics: Arc<Metrics>,
     pub token_ttl: Duration,
     pub request_timeout: Duration,
+    pub hasher: Hasher,
+    pub throttle: Arc<Throttle>,
+    pub tokens: Arc<TokenCache>,
+    pub trusted_proxies: Arc<[IpNet]>,
+    /// The catalogue's `total`, counted at most once a second.
+    pub catalogue_total: Arc<CachedCount>,
+    /// `/metrics` and `/readyz` are served on `OPS_ADDR`, not with the API.
+    pub separate_ops: bool,
 }
 
 impl AppState {
     /// Builds the pool; connects nothing yet.
     pub fn new(config: &Config) -> Result<AppState, PoolBuildError> {
+        let pool = db::build_pool(&config.database, config.pool_size, config.request_timeout)?;
+        let tenant = match &config.tenant_name {
+            Some(name) => TenantName::fixed(name),
+            None => TenantName::unknown(config.database.pg.get_dbname().unwrap_or("?")),
+        };
         Ok(AppState {
-            pool: db::build_pool(&config.database, config.pool_size, config.request_timeout)?,
-            tenant: Arc::from(config.tenant_name.as_str()),
+            shared: Arc::new(SharedClients::new(pool.clone(), config.shared_connections)),
+            pool,
+            tenant: Arc::new(tenant),
             metrics: Arc::new(Metrics::default()),
             token_ttl: config.token_ttl,
             request_timeout: config.request_timeout,
+            hasher: Hasher::new(config.hash_concurrency, config.hash_wait),
+            throttle: Arc::new(Throttle::new(config.sign_in)),
+            tokens: Arc::new(TokenCache::new(config.token_cache)),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+            catalogue_total: Arc::new(CachedCount::new(Duration::from_secs(1))),
+            separate_ops: config.ops_addr.is_some(),
         })
     }
 }
 
-/// Every route. `/api/openapi.json` documents exactly these (a test holds them together).
+/// Every route, operations endpoints included unless they are served on their own address.
+/// `/api/openapi.json` documents exactly these (a test holds them together).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(operations::healthz))
-        .route("/readyz", get(operations::readyz))
-        .route("/metrics", get(operations::metrics))
+    let mut routes = Router::new().route("/healthz", get(operations::healthz));
+    if !state.separate_ops {
+        routes = routes
+            .route("/readyz", get(operations::readyz))
+            .route("/metrics", get(operations::metrics));
+    }
+    routes
         .route("/api/openapi.json", get(operations::openapi))
         .route("/api/widgets", get(widgets::list).post(widgets::create))
         .route(
@@ -84,6 +113,19 @@ pub fn router(state: AppState) -> Router {
             "/api/users/{id}",
             get(users::get).patch(users::update).delete(users::delete),
         )
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The operations endpoints alone, for `OPS_ADDR`: liveness, readiness and metrics.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(operations::healthz))
+        .route("/readyz", get(operations::readyz))
+        .route("/metrics", get(operations::metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -128,20 +170,22 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .extensions()
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned());
+    let tenant = state.tenant.get().clone();
     let span = tracing::info_span!(
         "request",
-        tenant = %state.tenant,
+        tenant = %tenant,
         request_id = %request_id,
         method = %method,
         route = route.as_deref().unwrap_or("-"),
     );
     // The path, not the URI: query strings carry search terms, which are personal data.
     let path = request.uri().path().to_owned();
+    let timeout = state.request_timeout;
     let context = RequestContext {
         request_id: request_id.clone(),
-        tenant: state.tenant.clone(),
+        tenant,
+        deadline: started + timeout,
     };
-    let timeout = state.request_timeout;
     let mut response = REQUEST
         .scope(context, async move {
             match tokio::time::timeout(timeout, next.run(request)).await {
@@ -176,43 +220,4 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
-}
-
-/// Serves until `shutdown` completes, then stops accepting and lets in-flight requests finish,
-/// for at most `drain` longer.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = stop_rx.await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
-    tokio::select! {
-        outcome = &mut server => return flatten(outcome),
-        () = shutdown => {}
-    }
-    tracing::info!(
-        drain_ms = drain.as_millis() as u64,
-        "shutting down: no new connections, finishing requests in flight"
-    );
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(drain, &mut server).await {
-        Ok(outcome) => flatten(outcome),
-        Err(_) => {
-            tracing::warn!("requests still running after the drain period; exiting anyway");
-            server.abort();
-            Ok(())
-        }
-    }
-}
-
-fn flatten(outcome: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
-    match outcome {
-        Ok(result) => result,
-        Err(error) => Err(std::io::Error::other(error)),
-    }
 }

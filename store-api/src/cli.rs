@@ -2,7 +2,7 @@
 //! one) and `healthcheck` (for the container's HEALTHCHECK, which has no curl).
 
 use std::io::{BufRead, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::config::{self, ConfigError};
@@ -17,7 +17,8 @@ usage:
   store-api user create --email EMAIL --first-name NAME --last-name NAME [--role admin|developer|customer]
                             add an application user to DATABASE_DSN's database; the password is read
                             from $STORE_API_USER_PASSWORD, else from the first line of stdin
-  store-api healthcheck     exit 0 when the server on API_PORT answers /healthz (for containers)
+  store-api healthcheck     exit 0 when the server answers /healthz on OPS_ADDR, else on API_PORT
+                            (for containers)
   store-api --version";
 
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +106,10 @@ pub fn user(args: &[String]) -> Result<String, CliError> {
                 crate::error::ApiError::from(error).message
             ))
         })?);
+        let hasher = crate::auth::Hasher::new(1, Duration::from_secs(60));
         let user = insert_user(
             &pool,
+            &hasher,
             NewUser {
                 first_name,
                 last_name,
@@ -147,13 +150,34 @@ fn read_password() -> Result<String, CliError> {
     Ok(password)
 }
 
-/// GET /healthz on this container's port; true on a 200.
+/// GET /healthz on this container's operations address (`OPS_ADDR`) or, without one, its API
+/// port; true on a 200.
 pub fn healthcheck() -> bool {
-    let port = std::env::var(config::API_PORT)
+    let ops = std::env::var(config::OPS_ADDR)
         .ok()
-        .and_then(|value| value.trim().parse::<u16>().ok())
-        .unwrap_or(config::DEFAULT_PORT);
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        .and_then(|value| value.trim().parse::<SocketAddr>().ok());
+    let address = match ops {
+        Some(ops) if ops.ip().is_unspecified() => {
+            let loopback = match ops {
+                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            };
+            SocketAddr::new(loopback, ops.port())
+        }
+        Some(ops) => ops,
+        None => {
+            let port = std::env::var(config::API_PORT)
+                .ok()
+                .and_then(|value| value.trim().parse::<u16>().ok())
+                .unwrap_or(config::DEFAULT_PORT);
+            let host = std::env::var(config::API_HOST)
+                .ok()
+                .and_then(|value| value.trim().parse::<IpAddr>().ok())
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            SocketAddr::new(host, port)
+        }
+    };
     let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
         return false;
     };

@@ -1,7 +1,7 @@
 //! Settings from the environment: the only way store-api is configured, so one image serves
 //! every tenant.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,6 +18,18 @@ pub const LOG_LEVEL: &str = "LOG_LEVEL";
 pub const REQUEST_TIMEOUT_SECS: &str = "REQUEST_TIMEOUT_SECS";
 pub const TOKEN_TTL_MINUTES: &str = "TOKEN_TTL_MINUTES";
 pub const DATABASE_ALLOW_CLEARTEXT_PASSWORD: &str = "DATABASE_ALLOW_CLEARTEXT_PASSWORD";
+pub const OPS_ADDR: &str = "OPS_ADDR";
+pub const MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
+pub const HEADER_READ_TIMEOUT_SECS: &str = "HEADER_READ_TIMEOUT_SECS";
+pub const KEEP_ALIVE_TIMEOUT_SECS: &str = "KEEP_ALIVE_TIMEOUT_SECS";
+pub const PASSWORD_HASH_CONCURRENCY: &str = "PASSWORD_HASH_CONCURRENCY";
+pub const PASSWORD_HASH_WAIT_MS: &str = "PASSWORD_HASH_WAIT_MS";
+pub const SIGNIN_FAILURES_PER_EMAIL: &str = "SIGNIN_FAILURES_PER_EMAIL";
+pub const SIGNIN_FAILURES_PER_ADDRESS: &str = "SIGNIN_FAILURES_PER_ADDRESS";
+pub const SIGNIN_WINDOW_SECS: &str = "SIGNIN_WINDOW_SECS";
+pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
+pub const DB_SHARED_CONNECTIONS: &str = "DB_SHARED_CONNECTIONS";
+pub const TOKEN_CACHE_MS: &str = "TOKEN_CACHE_MS";
 
 pub const DEFAULT_PORT: u16 = 4001;
 const DEFAULT_POOL_SIZE: usize = 16;
@@ -26,6 +38,18 @@ const DEFAULT_TOKEN_TTL_MINUTES: u64 = 24 * 60;
 /// libpq waits forever by default; a container that cannot reach its database should say so soon.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const APPLICATION_NAME: &str = "store-api";
+/// Connections served at once when `MAX_CONNECTIONS` is not set (and the file limit allows).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_HASH_WAIT: Duration = Duration::from_secs(1);
+const DEFAULT_FAILURES_PER_EMAIL: u32 = 5;
+const DEFAULT_FAILURES_PER_ADDRESS: u32 = 20;
+const DEFAULT_SIGNIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_SHARED_CONNECTIONS: usize = 1;
+/// A cached token is re-read after this at the latest: a logout on another instance takes
+/// effect within it. Never more than a second (the API's promise).
+pub const MAX_TOKEN_CACHE: Duration = Duration::from_secs(1);
 
 /// A setting that is missing or malformed. The message names the setting and never repeats its
 /// value, so a DSN's password cannot leak into a log.
@@ -81,17 +105,157 @@ impl std::fmt::Debug for DatabaseConfig {
     }
 }
 
+/// An address or a network in CIDR notation (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<IpNet, ()> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr = canonical(addr.trim().parse::<IpAddr>().map_err(|_| ())?);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or(())?,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:192.0.2.7`, what a dual-stack socket reports) is
+/// the IPv4 address.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// What a connection may cost: how many are open at once and how long one may sit idle or take
+/// to send a request's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once; further ones wait in the kernel's listen queue.
+    pub max_connections: usize,
+    /// From a connection's first byte of a request (or its opening) to the end of the headers.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub keep_alive_timeout: Duration,
+}
+
+/// Failed sign-ins allowed in a sliding window, per e-mail and per client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInLimits {
+    pub failures_per_email: u32,
+    pub failures_per_address: u32,
+    pub window: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database: DatabaseConfig,
     pub host: IpAddr,
     pub port: u16,
-    pub tenant_name: String,
+    /// `TENANT_NAME`; without it, the name the provider recorded for the tenant is read from the
+    /// database.
+    pub tenant_name: Option<String>,
     pub pool_size: usize,
     pub log_format: LogFormat,
     pub log_level: Targets,
     pub request_timeout: Duration,
     pub token_ttl: Duration,
+    /// Where `/metrics` and `/readyz` are served instead of the API's port, if set.
+    pub ops_addr: Option<SocketAddr>,
+    /// `None`: derived from the open-file limit at start (see [`ConnectionLimits`]).
+    pub max_connections: Option<usize>,
+    pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    /// Argon2 computations at once; each takes 19 MiB while it runs.
+    pub hash_concurrency: usize,
+    /// How long a sign-in waits for a free hashing slot before it gets a 503.
+    pub hash_wait: Duration,
+    pub sign_in: SignInLimits,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Pool connections that many requests' single-statement reads share, pipelined.
+    pub shared_connections: usize,
+    /// How long a verified bearer token is remembered (0: every request asks the database).
+    pub token_cache: Duration,
+}
+
+impl Config {
+    /// The connection limits of the API's listener: `MAX_CONNECTIONS` or, by default, as many as
+    /// the open-file limit leaves room for next to the pool, capped at
+    /// [`DEFAULT_MAX_CONNECTIONS`].
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| default_max_connections(self.pool_size)),
+            header_read_timeout: self.header_read_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
+        }
+    }
+}
+
+/// File descriptors kept for everything but client connections: the pool, the listeners, the
+/// log, DNS look-ups and the runtime's own.
+const RESERVED_FILES: usize = 64;
+
+fn default_max_connections(pool_size: usize) -> usize {
+    match open_file_limit() {
+        Some(limit) => usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(RESERVED_FILES + pool_size)
+            .clamp(1, DEFAULT_MAX_CONNECTIONS),
+        None => DEFAULT_MAX_CONNECTIONS,
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` of this process (Linux: `/proc/self/limits`).
+pub fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    let soft = line["Max open files".len()..].split_whitespace().next()?;
+    soft.parse().ok()
 }
 
 impl Config {
@@ -108,14 +272,11 @@ impl Config {
             hint: " (a libpq key/value DSN or a postgres:// URL)",
         })?;
         let database = database_config(&dsn, allow_cleartext(&get)?)?;
-        let tenant_name =
-            get(TENANT_NAME)
-                .map(|name| name.trim().to_owned())
-                .ok_or(ConfigError::Missing {
-                    name: TENANT_NAME,
-                    hint: " (the customer's name, shown in responses and logs)",
-                })?;
-        if tenant_name.chars().any(char::is_control) {
+        let tenant_name = get(TENANT_NAME).map(|name| name.trim().to_owned());
+        if tenant_name
+            .as_deref()
+            .is_some_and(|name| name.chars().any(char::is_control))
+        {
             return Err(invalid(TENANT_NAME, "contains control characters"));
         }
         let port = match get(API_PORT) {
@@ -178,6 +339,92 @@ impl Config {
                 .filter(|minutes| (1..=525_600).contains(minutes))
                 .ok_or_else(|| invalid(TOKEN_TTL_MINUTES, "expected minutes from 1 to 525600"))?,
         };
+        let ops_addr = match get(OPS_ADDR) {
+            None => None,
+            Some(value) => Some(value.trim().parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    OPS_ADDR,
+                    "expected an address and port such as 0.0.0.0:4002",
+                )
+            })?),
+        };
+        if ops_addr.is_some_and(|ops| ops.port() == port && ops.ip() == host) {
+            return Err(invalid(
+                OPS_ADDR,
+                "is the API's own address (API_HOST:API_PORT)",
+            ));
+        }
+        let max_connections = get(MAX_CONNECTIONS)
+            .map(|value| number(MAX_CONNECTIONS, &value, 1, 1_000_000))
+            .transpose()?
+            .map(|n| n as usize);
+        let header_read_timeout = seconds(
+            &get,
+            HEADER_READ_TIMEOUT_SECS,
+            DEFAULT_HEADER_READ_TIMEOUT,
+            0.1,
+            3600.0,
+        )?;
+        let keep_alive_timeout = seconds(
+            &get,
+            KEEP_ALIVE_TIMEOUT_SECS,
+            DEFAULT_KEEP_ALIVE_TIMEOUT,
+            0.1,
+            3600.0,
+        )?;
+        let hash_concurrency = match get(PASSWORD_HASH_CONCURRENCY) {
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(value) => number(PASSWORD_HASH_CONCURRENCY, &value, 1, 256)? as usize,
+        };
+        let hash_wait = match get(PASSWORD_HASH_WAIT_MS) {
+            None => DEFAULT_HASH_WAIT,
+            Some(value) => Duration::from_millis(number(PASSWORD_HASH_WAIT_MS, &value, 0, 60_000)?),
+        };
+        let count = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(value) => Ok(number(name, &value, 1, 1_000_000)? as u32),
+            }
+        };
+        let sign_in = SignInLimits {
+            failures_per_email: count(SIGNIN_FAILURES_PER_EMAIL, DEFAULT_FAILURES_PER_EMAIL)?,
+            failures_per_address: count(SIGNIN_FAILURES_PER_ADDRESS, DEFAULT_FAILURES_PER_ADDRESS)?,
+            window: seconds(
+                &get,
+                SIGNIN_WINDOW_SECS,
+                DEFAULT_SIGNIN_WINDOW,
+                1.0,
+                86_400.0,
+            )?,
+        };
+        let trusted_proxies = match get(TRUSTED_PROXIES) {
+            None => Vec::new(),
+            Some(value) => value
+                .split([',', ' '])
+                .filter(|item| !item.trim().is_empty())
+                .map(|item| {
+                    item.parse::<IpNet>().map_err(|()| {
+                        invalid(
+                            TRUSTED_PROXIES,
+                            "expected addresses or networks (10.0.0.0/8), separated by commas",
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let shared_connections = match get(DB_SHARED_CONNECTIONS) {
+            None => DEFAULT_SHARED_CONNECTIONS,
+            Some(value) => number(DB_SHARED_CONNECTIONS, &value, 0, 64)? as usize,
+        };
+        let token_cache = match get(TOKEN_CACHE_MS) {
+            None => MAX_TOKEN_CACHE,
+            Some(value) => Duration::from_millis(number(
+                TOKEN_CACHE_MS,
+                &value,
+                0,
+                MAX_TOKEN_CACHE.as_millis() as u64,
+            )?),
+        };
         Ok(Config {
             database,
             host,
@@ -188,6 +435,16 @@ impl Config {
             log_level,
             request_timeout,
             token_ttl: Duration::from_secs(token_ttl_minutes * 60),
+            ops_addr,
+            max_connections,
+            header_read_timeout,
+            keep_alive_timeout,
+            hash_concurrency,
+            hash_wait,
+            sign_in,
+            trusted_proxies,
+            shared_connections,
+            token_cache,
         })
     }
 }
@@ -218,6 +475,36 @@ fn allow_cleartext(get: &impl Fn(&str) -> Option<String>) -> Result<bool, Config
             DATABASE_ALLOW_CLEARTEXT_PASSWORD,
             "expected true or false",
         )),
+    }
+}
+
+/// A whole number from `min` to `max`.
+fn number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| invalid(name, &format!("expected a number from {min} to {max}")))
+}
+
+/// Seconds (fractions allowed) from `min` to `max`, or `default` when unset.
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: Duration,
+    min: f64,
+    max: f64,
+) -> Result<Duration, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs >= min && *secs <= max)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| invalid(name, &format!("expected seconds from {min} to {max}"))),
     }
 }
 
@@ -383,7 +670,64 @@ mod tests {
                 .to_string();
             assert!(error.starts_with(&format!("{name} is invalid")), "{error}");
         }
-        let error = config(&[(DATABASE_DSN, KV)]).unwrap_err().to_string();
-        assert!(error.starts_with("TENANT_NAME is not set"), "{error}");
+        // TENANT_NAME is optional: the database says what the provider recorded.
+        assert_eq!(config(&[(DATABASE_DSN, KV)]).unwrap().tenant_name, None);
+        for (name, value) in [
+            (OPS_ADDR, "4002"),
+            (MAX_CONNECTIONS, "0"),
+            (HEADER_READ_TIMEOUT_SECS, "0"),
+            (KEEP_ALIVE_TIMEOUT_SECS, "soon"),
+            (PASSWORD_HASH_CONCURRENCY, "0"),
+            (PASSWORD_HASH_WAIT_MS, "-5"),
+            (SIGNIN_FAILURES_PER_EMAIL, "0"),
+            (SIGNIN_WINDOW_SECS, "0"),
+            (TRUSTED_PROXIES, "10.0.0.0/33"),
+            (TRUSTED_PROXIES, "proxy.internal"),
+            (TOKEN_CACHE_MS, "5000"),
+        ] {
+            let error = config(&[(DATABASE_DSN, KV), (name, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(&format!("{name} is invalid")), "{error}");
+        }
+    }
+
+    #[test]
+    fn hardening_settings_have_defaults() {
+        let config = config(&[(DATABASE_DSN, KV)]).unwrap();
+        assert_eq!(config.ops_addr, None);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.keep_alive_timeout, Duration::from_secs(30));
+        assert!(config.hash_concurrency >= 1);
+        assert_eq!(config.sign_in.failures_per_email, 5);
+        assert_eq!(config.sign_in.failures_per_address, 20);
+        assert_eq!(config.sign_in.window, Duration::from_secs(900));
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.token_cache, MAX_TOKEN_CACHE);
+        let limits = config.connection_limits();
+        assert!((1..=DEFAULT_MAX_CONNECTIONS).contains(&limits.max_connections));
+        assert!(open_file_limit().is_some());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let net: IpNet = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        let one: IpNet = "192.0.2.7".parse().unwrap();
+        assert!(one.contains("192.0.2.7".parse().unwrap()));
+        assert!(!one.contains("192.0.2.8".parse().unwrap()));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.1".parse().unwrap()));
+        let config = config(&[
+            (DATABASE_DSN, KV),
+            (TRUSTED_PROXIES, "127.0.0.1, 10.0.0.0/8 fd00::/8"),
+        ])
+        .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 3);
     }
 }

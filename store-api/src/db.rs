@@ -1,11 +1,15 @@
 //! The connection pool and what database failures mean for a request.
 
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::future::Future;
-use std::pin::Pin;
-
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    ClientWrapper, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::error::SqlState;
 use usualstore_pgtls::Connector;
 
@@ -52,6 +56,97 @@ pub fn build_pool(
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|error| PoolBuildError(error.to_string()))
+}
+
+/// Pool connections shared by many requests at once, for single statements outside any
+/// transaction (a widget by id, a token's user, …).
+///
+/// tokio-postgres pipelines the statements of concurrent callers on one connection: they go out
+/// in one write and their answers come back in one read, and one server process runs them back to
+/// back instead of several processes waking up once per statement. Each statement has its own
+/// `Sync`, so one failing does not affect the others, and `statement_timeout` bounds each. Only
+/// short statements that take no locks belong here: a slow one would hold up the others.
+/// Transactions (and anything that may wait on a row lock) take a connection of their own.
+///
+/// The shared connections come from the pool (they count in its size and in the `in_use`
+/// gauge) and are kept until they break; a broken one is replaced on the next request.
+pub struct SharedClients {
+    pool: Pool,
+    slots: Box<[Mutex<Option<Arc<Object>>>]>,
+    /// How many slots are in use: fewer than the pool's size, so a connection of its own is
+    /// always possible.
+    active: AtomicUsize,
+    next: AtomicUsize,
+}
+
+impl SharedClients {
+    pub fn new(pool: Pool, count: usize) -> SharedClients {
+        let shared = SharedClients {
+            slots: (0..count).map(|_| Mutex::new(None)).collect(),
+            active: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            pool,
+        };
+        shared.fit();
+        shared
+    }
+
+    /// Recomputes how many slots are used after the pool was resized.
+    pub fn fit(&self) {
+        let max = self.pool.status().max_size;
+        self.active.store(
+            self.slots.len().min(max.saturating_sub(1)),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// A connection for one statement outside a transaction: a shared one, or one of its own
+    /// when none is configured.
+    pub async fn get(&self) -> Result<Conn, PoolError> {
+        let active = self.active.load(Ordering::Relaxed);
+        if active == 0 {
+            return Ok(Conn::Own(Box::new(self.pool.get().await?)));
+        }
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % active];
+        if let Some(client) = lock(slot).as_ref().filter(|client| !client.is_closed()) {
+            return Ok(Conn::Shared(client.clone()));
+        }
+        // Empty or broken (the server restarted): a fresh one from the pool. Should two requests
+        // race here, one keeps its connection for this statement only and the pool gets it back.
+        let fresh = Arc::new(self.pool.get().await?);
+        let mut slot = lock(slot);
+        match slot.as_ref().filter(|client| !client.is_closed()) {
+            Some(client) => Ok(Conn::Shared(client.clone())),
+            None => {
+                *slot = Some(fresh.clone());
+                Ok(Conn::Shared(fresh))
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// A connection for one statement: shared with other requests or held alone.
+pub enum Conn {
+    Shared(Arc<Object>),
+    Own(Box<Object>),
+}
+
+impl Deref for Conn {
+    type Target = ClientWrapper;
+
+    fn deref(&self) -> &ClientWrapper {
+        match self {
+            Conn::Shared(client) => client,
+            Conn::Own(client) => client,
+        }
+    }
 }
 
 /// Start-up options of every pooled connection: the DSN's own first, ours after (they win).

@@ -21,6 +21,19 @@ use crate::db::{self, Failure};
 pub struct RequestContext {
     pub request_id: Arc<str>,
     pub tenant: Arc<str>,
+    /// When the request timeout ends the request.
+    pub deadline: std::time::Instant,
+}
+
+/// Time left before the request timeout ends the request being served (`None` outside one).
+pub fn time_left() -> Option<std::time::Duration> {
+    REQUEST
+        .try_with(|context| {
+            context
+                .deadline
+                .saturating_duration_since(std::time::Instant::now())
+        })
+        .ok()
 }
 
 tokio::task_local! {
@@ -33,6 +46,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds for `Retry-After` (503s say 1 without it).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -42,7 +57,22 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 `too_many_attempts`: failed sign-ins over the limit; `Retry-After` says when the
+    /// oldest counted failure leaves the window.
+    pub fn too_many_attempts(retry_after: std::time::Duration) -> ApiError {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed sign-ins; try again in {seconds} s"),
+        );
+        error.retry_after = Some(seconds);
+        error
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
@@ -217,8 +247,14 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self.retry_after {
+            Some(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            None => {}
         }
         response
     }

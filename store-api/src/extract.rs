@@ -1,11 +1,15 @@
 //! Request extractors whose rejections use the API's error shape and name the field at fault.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use crate::app::AppState;
+use crate::config::{IpNet, canonical};
 use crate::error::ApiError;
 
 /// A JSON body: 415 without a JSON content type, 413 over the body limit, 400 for malformed
@@ -181,6 +185,70 @@ where
     }
 }
 
+/// The client's address: the connection's peer or, when the peer is a trusted proxy
+/// (`TRUSTED_PROXIES`), the address it forwarded in `X-Forwarded-For`.
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        Ok(ClientAddress(client_address(
+            peer,
+            &parts.headers,
+            &state.trusted_proxies,
+        )))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right (the entry the nearest proxy appended) past trusted
+/// proxies: the first address not trusted is the client. Entries further left were written by
+/// the client itself and are never believed; an entry that is not an address stops the walk at
+/// the proxy that passed it on.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut hop = canonical(peer);
+    if !is_trusted(hop) {
+        return hop;
+    }
+    let values: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|value| value.as_bytes())
+        .collect();
+    for entry in values
+        .iter()
+        .rev()
+        .flat_map(|value| value.rsplit(|b| *b == b','))
+    {
+        let Some(ip) = std::str::from_utf8(entry).ok().and_then(forwarded_ip) else {
+            return hop;
+        };
+        if !is_trusted(ip) {
+            return ip;
+        }
+        hop = ip;
+    }
+    hop
+}
+
+/// `192.0.2.1`, `2001:db8::1`, `192.0.2.1:4711`, `[2001:db8::1]:4711`.
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+        .map(canonical)
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -235,5 +303,47 @@ mod tests {
             ("malformed_json".into(), None)
         );
         assert_eq!(field_of("[]"), ("invalid_body".into(), None));
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_from_trusted_proxies_only() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
+        headers.append("x-forwarded-for", "10.0.0.2".parse().unwrap());
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // Not from a trusted proxy: the peer, whatever the header says.
+        assert_eq!(
+            client_address(ip("198.51.100.1"), &headers, &proxies),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &headers, &[]),
+            ip("10.0.0.1")
+        );
+        // Through two trusted proxies: the first untrusted entry from the right.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &headers, &proxies),
+            ip("203.0.113.9")
+        );
+        let mut garbage = HeaderMap::new();
+        garbage.append(
+            "x-forwarded-for",
+            "not-an-ip, [2001:db8::7]:443".parse().unwrap(),
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &garbage, &proxies),
+            ip("2001:db8::7")
+        );
+        let mut only_garbage = HeaderMap::new();
+        only_garbage.append("x-forwarded-for", "unknown".parse().unwrap());
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &only_garbage, &proxies),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &HeaderMap::new(), &proxies),
+            ip("10.0.0.1")
+        );
     }
 }

@@ -18,7 +18,11 @@ pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod routes;
+pub mod server;
+pub mod tenant;
+pub mod throttle;
 
-pub use app::{AppState, router, serve};
+pub use app::{AppState, ops_router, router};
 pub use config::Config;
 pub use routes::operations::NEEDED_SCHEMA_VERSION;
+pub use server::{Listener, serve};

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use std::sync::atomic::Ordering;
+
 use store_api::cli::{self, CliError};
-use store_api::{AppState, Config, logging};
+use store_api::config::ConnectionLimits;
+use store_api::{AppState, Config, Listener, logging};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -58,6 +61,7 @@ fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    store_api::auth::return_large_allocations();
     logging::init(config.log_format, config.log_level.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,21 +89,54 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("API_PORT: cannot listen on {}:{}", config.host, config.port))?;
+    let ops_listener = match config.ops_addr {
+        Some(ops) => Some(
+            TcpListener::bind(ops)
+                .await
+                .with_context(|| format!("OPS_ADDR: cannot listen on {ops}"))?,
+        ),
+        None => None,
+    };
+    let mut limits = config.connection_limits();
+    if config.max_connections.is_some()
+        && let Some(files) = store_api::config::open_file_limit()
+        && (limits.max_connections as u64).saturating_add(64 + config.pool_size as u64) > files
+    {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_file_limit = files,
+            "MAX_CONNECTIONS leaves too few file descriptors for the pool and the log; \
+             a connection flood could exhaust them (raise the open-file limit or lower it)"
+        );
+    }
+    limits.max_connections = limits.max_connections.max(1);
+    state
+        .metrics
+        .max_connections
+        .store(limits.max_connections as u64, Ordering::Relaxed);
     tracing::info!(
-        tenant = %config.tenant_name,
+        tenant = %state.tenant.get(),
         database = %config.database.describe(),
         sslmode = %config.database.connector.mode(),
         address = %listener.local_addr()?,
+        ops_address = ops_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()),
         pool_size = config.pool_size,
+        max_connections = limits.max_connections,
+        header_read_timeout_ms = limits.header_read_timeout.as_millis() as u64,
+        keep_alive_timeout_ms = limits.keep_alive_timeout.as_millis() as u64,
+        password_hash_concurrency = config.hash_concurrency,
         "store-api listening"
     );
     // Say early whether the database is there; serving starts either way (readyz tells).
     match state.pool.get().await {
         Ok(client) => {
             fit_pool_to_connection_limit(&state, &client).await;
+            if let Err(error) = state.tenant.read(&client).await {
+                tracing::debug!(%error, "cannot read the tenant name");
+            }
             match usualstore_schema::applied_version(&client).await {
                 Ok(version) if version >= store_api::NEEDED_SCHEMA_VERSION => {
-                    tracing::info!(schema_version = version, "database reachable");
+                    tracing::info!(schema_version = version, tenant = %state.tenant.get(), "database reachable");
                 }
                 Ok(version) => tracing::warn!(
                     schema_version = version,
@@ -114,13 +151,36 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "database not reachable yet; requests get 503 until it is"
         ),
     }
+    state.tenant.learn_in_background(state.pool.clone());
     let drain = config.request_timeout + Duration::from_secs(5);
-    let router = store_api::router(state.clone());
-    store_api::serve(listener, router, shutdown_signal(), drain).await?;
+    let mut listeners = vec![Listener {
+        tcp: listener,
+        router: store_api::router(state.clone()),
+        limits,
+        stats: state.metrics.connections.clone(),
+        name: "api",
+    }];
+    if let Some(tcp) = ops_listener {
+        listeners.push(Listener {
+            tcp,
+            router: store_api::ops_router(state.clone()),
+            limits: ConnectionLimits {
+                max_connections: OPS_MAX_CONNECTIONS,
+                ..limits
+            },
+            stats: Default::default(),
+            name: "ops",
+        });
+    }
+    store_api::serve(listeners, shutdown_signal(), drain).await?;
     state.pool.close();
     tracing::info!("store-api stopped");
     Ok(())
 }
+
+/// Probes and scrapers need few connections; a separate budget keeps them answered while the
+/// API's connections are all taken.
+const OPS_MAX_CONNECTIONS: usize = 32;
 
 /// The tenant's plan is its database's connection limit (free: 5). A pool larger than that
 /// would only turn busy moments into "too many connections" errors, so it shrinks to the limit.
@@ -146,6 +206,7 @@ async fn fit_pool_to_connection_limit(state: &AppState, client: &tokio_postgres:
         && limit < size
     {
         state.pool.resize(limit);
+        state.shared.fit();
         tracing::warn!(
             pool_size = size,
             connection_limit = limit,

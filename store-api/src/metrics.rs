@@ -2,10 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+
+use crate::server::ConnectionStats;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -27,6 +30,10 @@ struct RouteStats {
 pub struct Metrics {
     /// route → method → stats; nested so a lookup needs no allocation.
     routes: Mutex<HashMap<String, HashMap<String, RouteStats>>>,
+    /// The API listener's connections.
+    pub connections: Arc<ConnectionStats>,
+    /// `MAX_CONNECTIONS` as applied.
+    pub max_connections: AtomicU64,
 }
 
 impl Metrics {
@@ -138,6 +145,29 @@ impl Metrics {
              # TYPE store_api_db_pool_waiting gauge\n\
              store_api_db_pool_waiting {}\n",
             status.max_size, status.available, status.waiting
+        );
+        let connections = &self.connections;
+        let _ = write!(
+            out,
+            "# HELP store_api_http_connections_open Client connections open on the API's address.\n\
+             # TYPE store_api_http_connections_open gauge\n\
+             store_api_http_connections_open {}\n\
+             # HELP store_api_http_max_connections Client connections served at once (MAX_CONNECTIONS).\n\
+             # TYPE store_api_http_max_connections gauge\n\
+             store_api_http_max_connections {}\n\
+             # HELP store_api_http_connections_total Client connections accepted.\n\
+             # TYPE store_api_http_connections_total counter\n\
+             store_api_http_connections_total {}\n\
+             # HELP store_api_http_connection_timeouts_total Connections closed for taking too long: \
+             headers not sent in time (header_read) or idle between requests (keep_alive).\n\
+             # TYPE store_api_http_connection_timeouts_total counter\n\
+             store_api_http_connection_timeouts_total{{kind=\"header_read\"}} {}\n\
+             store_api_http_connection_timeouts_total{{kind=\"keep_alive\"}} {}\n",
+            connections.open.load(Ordering::Relaxed),
+            self.max_connections.load(Ordering::Relaxed),
+            connections.accepted.load(Ordering::Relaxed),
+            connections.header_timeouts.load(Ordering::Relaxed),
+            connections.idle_timeouts.load(Ordering::Relaxed),
         );
         out
     }

@@ -1,6 +1,6 @@
 //! The JSON the API returns, read from database rows.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize, Serializer};
 use tokio_postgres::Row;
@@ -71,18 +71,24 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const MAX_PAGE_SIZE: i64 = 100;
+/// `offset` skips at most this many rows (each skipped row is read and thrown away); deeper
+/// pages are reached with `after`, which costs the same on every page.
+pub const MAX_OFFSET: i64 = 1000;
 
-/// `?limit=&offset=` on every list.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// `?limit=&offset=` or `?limit=&after=` on every list.
+#[derive(Debug, Clone, Deserialize)]
 pub struct PageParams {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Page {
     pub limit: i64,
     pub offset: i64,
+    pub after: Option<String>,
 }
 
 impl PageParams {
@@ -98,11 +104,102 @@ impl PageParams {
         if offset < 0 {
             return Err(ApiError::invalid("offset", "offset must not be negative"));
         }
-        Ok(Page { limit, offset })
+        if offset > MAX_OFFSET {
+            return Err(ApiError::invalid(
+                "offset",
+                format!(
+                    "offset must be at most {MAX_OFFSET}; follow `next` (as `after`) to page further"
+                ),
+            ));
+        }
+        let after = self.after.filter(|after| !after.trim().is_empty());
+        if after.is_some() && offset > 0 {
+            return Err(ApiError::invalid(
+                "after",
+                "give either offset or after, not both",
+            ));
+        }
+        Ok(Page {
+            limit,
+            offset,
+            after,
+        })
     }
 }
 
-/// A page of a list: `{"tenant": …, "items": […], "total": 42, "limit": 20, "offset": 0}`.
+impl Page {
+    /// Rows asked of the database: one more than the page, to know whether another follows.
+    pub fn fetch(&self) -> i64 {
+        self.limit + 1
+    }
+
+    /// For lists ordered by id: the id to continue after (the smallest id when none).
+    pub fn after_id(&self) -> Result<i64, ApiError> {
+        match &self.after {
+            None => Ok(i64::MIN),
+            Some(after) => after.trim().parse().map_err(|_| bad_cursor()),
+        }
+    }
+
+    /// For lists newest first: the (created_at, id) to continue after, in µs since the epoch.
+    pub fn after_time_id(&self) -> Result<(SystemTime, i64), ApiError> {
+        match &self.after {
+            None => Ok((far_future(), i64::MAX)),
+            Some(after) => {
+                let (micros, id) = after.trim().split_once('.').ok_or_else(bad_cursor)?;
+                let micros: i64 = micros.parse().map_err(|_| bad_cursor())?;
+                let id: i64 = id.parse().map_err(|_| bad_cursor())?;
+                let time = if micros >= 0 {
+                    UNIX_EPOCH.checked_add(Duration::from_micros(micros.unsigned_abs()))
+                } else {
+                    UNIX_EPOCH.checked_sub(Duration::from_micros(micros.unsigned_abs()))
+                };
+                Ok((time.ok_or_else(bad_cursor)?, id))
+            }
+        }
+    }
+
+    /// The page of `rows` (one more than the limit when another page follows) and its `next`.
+    pub fn split<T>(
+        &self,
+        mut items: Vec<T>,
+        cursor: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Option<String>) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        if items.len() > limit {
+            items.truncate(limit);
+            let next = items.last().map(cursor);
+            (items, next)
+        } else {
+            (items, None)
+        }
+    }
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::invalid(
+        "after",
+        "after must be the `next` of a previous page of this list",
+    )
+}
+
+/// Later than any row's created_at: the start of a newest-first list.
+fn far_future() -> SystemTime {
+    // 9999-12-31, well inside timestamptz's range.
+    UNIX_EPOCH + Duration::from_secs(253_402_214_400)
+}
+
+/// `next` of a newest-first list: the row's created_at in µs since the epoch, and its id.
+pub fn time_id_cursor(created_at: Timestamp, id: i64) -> String {
+    let micros = match created_at.0.duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
+    };
+    format!("{micros}.{id}")
+}
+
+/// A page of a list: `{"tenant": …, "items": […], "total": 42, "limit": 20, "offset": 0,
+/// "next": "…"}`; `next` is null on the last page.
 #[derive(Debug, Serialize)]
 pub struct List<T> {
     pub tenant: String,
@@ -110,6 +207,7 @@ pub struct List<T> {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+    pub next: Option<String>,
 }
 
 pub const WIDGET_COLUMNS: &str =
@@ -145,15 +243,20 @@ impl Widget {
 
     /// The hot path of the catalogue: positional, no column-name formatting.
     pub fn from_plain_row(row: &Row) -> Result<Widget, tokio_postgres::Error> {
+        Widget::from_row_at(row, 0)
+    }
+
+    /// The columns of [`WIDGET_COLUMNS`] from position `at` on.
+    pub fn from_row_at(row: &Row, at: usize) -> Result<Widget, tokio_postgres::Error> {
         Ok(Widget {
-            id: row.try_get(0)?,
-            name: row.try_get(1)?,
-            description: row.try_get(2)?,
-            inventory_level: row.try_get(3)?,
-            price_cents: row.try_get(4)?,
-            image: row.try_get(5)?,
-            created_at: row.try_get(6)?,
-            updated_at: row.try_get(7)?,
+            id: row.try_get(at)?,
+            name: row.try_get(at + 1)?,
+            description: row.try_get(at + 2)?,
+            inventory_level: row.try_get(at + 3)?,
+            price_cents: row.try_get(at + 4)?,
+            image: row.try_get(at + 5)?,
+            created_at: row.try_get(at + 6)?,
+            updated_at: row.try_get(at + 7)?,
         })
     }
 }
@@ -171,6 +274,18 @@ pub struct Customer {
 }
 
 impl Customer {
+    /// The columns of [`CUSTOMER_COLUMNS`] from position `at` on.
+    pub fn from_row_at(row: &Row, at: usize) -> Result<Customer, tokio_postgres::Error> {
+        Ok(Customer {
+            id: row.try_get(at)?,
+            first_name: row.try_get(at + 1)?,
+            last_name: row.try_get(at + 2)?,
+            email: row.try_get(at + 3)?,
+            created_at: row.try_get(at + 4)?,
+            updated_at: row.try_get(at + 5)?,
+        })
+    }
+
     pub fn from_row(row: &Row, prefix: &str) -> Result<Customer, tokio_postgres::Error> {
         let col = |name: &str| format!("{prefix}{name}");
         Ok(Customer {
@@ -201,6 +316,25 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// id, amount_cents, currency, last_four, bank_return_code, expiry_month, expiry_year,
+    /// payment_intent, payment_method, status name, created_at, updated_at from position `at` on.
+    pub fn from_row_at(row: &Row, at: usize) -> Result<Transaction, tokio_postgres::Error> {
+        Ok(Transaction {
+            id: row.try_get(at)?,
+            amount_cents: row.try_get(at + 1)?,
+            currency: row.try_get(at + 2)?,
+            last_four: row.try_get(at + 3)?,
+            bank_return_code: row.try_get(at + 4)?,
+            expiry_month: row.try_get(at + 5)?,
+            expiry_year: row.try_get(at + 6)?,
+            payment_intent: row.try_get(at + 7)?,
+            payment_method: row.try_get(at + 8)?,
+            status: row.try_get(at + 9)?,
+            created_at: row.try_get(at + 10)?,
+            updated_at: row.try_get(at + 11)?,
+        })
+    }
+
     /// Transaction columns prefixed `t_`, its status name as `t_status`.
     pub fn from_row(row: &Row) -> Result<Transaction, tokio_postgres::Error> {
         Ok(Transaction {
@@ -234,6 +368,22 @@ pub struct Order {
 }
 
 impl Order {
+    /// id, widget_id, customer_id, transaction_id, status name, quantity, amount_cents,
+    /// created_at, updated_at from position `at` on.
+    pub fn from_row_at(row: &Row, at: usize) -> Result<Order, tokio_postgres::Error> {
+        Ok(Order {
+            id: row.try_get(at)?,
+            widget_id: row.try_get(at + 1)?,
+            customer_id: row.try_get(at + 2)?,
+            transaction_id: row.try_get(at + 3)?,
+            status: row.try_get(at + 4)?,
+            quantity: row.try_get(at + 5)?,
+            amount_cents: row.try_get(at + 6)?,
+            created_at: row.try_get(at + 7)?,
+            updated_at: row.try_get(at + 8)?,
+        })
+    }
+
     /// Order columns unprefixed plus its status name as `status`.
     pub fn from_row(row: &Row) -> Result<Order, tokio_postgres::Error> {
         Ok(Order {
@@ -344,7 +494,29 @@ mod tests {
 
     #[test]
     fn pages_are_bounded() {
-        let page = |limit, offset| PageParams { limit, offset }.page();
+        let page = |limit, offset| {
+            PageParams {
+                limit,
+                offset,
+                after: None,
+            }
+            .page()
+        };
+        assert!(page(None, Some(MAX_OFFSET)).is_ok());
+        assert_eq!(
+            page(None, Some(MAX_OFFSET + 1))
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("offset")
+        );
+        let both = PageParams {
+            limit: None,
+            offset: Some(3),
+            after: Some("7".into()),
+        }
+        .page();
+        assert_eq!(both.unwrap_err().field.as_deref(), Some("after"));
         assert_eq!(page(None, None).unwrap().limit, DEFAULT_PAGE_SIZE);
         assert!(page(Some(0), None).is_err());
         assert!(page(Some(MAX_PAGE_SIZE + 1), None).is_err());
@@ -352,6 +524,35 @@ mod tests {
             page(Some(5), Some(-1)).unwrap_err().field.as_deref(),
             Some("offset")
         );
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let page = |after: &str| {
+            PageParams {
+                limit: Some(2),
+                offset: None,
+                after: Some(after.to_owned()),
+            }
+            .page()
+            .unwrap()
+        };
+        assert_eq!(page("41").after_id().unwrap(), 41);
+        assert!(page("x").after_id().is_err());
+        let at = Timestamp(UNIX_EPOCH + Duration::from_micros(1_738_314_245_123_456));
+        let cursor = time_id_cursor(at, 9);
+        assert_eq!(cursor, "1738314245123456.9");
+        assert_eq!(page(&cursor).after_time_id().unwrap(), (at.0, 9));
+        let before = Timestamp(UNIX_EPOCH - Duration::from_micros(5));
+        assert_eq!(
+            page(&time_id_cursor(before, 1)).after_time_id().unwrap(),
+            (before.0, 1)
+        );
+        assert!(page("1.2.3").after_time_id().is_err());
+        let (items, next) = page("0").split(vec![1, 2, 3], |n| n.to_string());
+        assert_eq!((items, next.as_deref()), (vec![1, 2], Some("2")));
+        let (items, next) = page("0").split(vec![1, 2], |n| n.to_string());
+        assert_eq!((items, next), (vec![1, 2], None));
     }
 
     #[test]

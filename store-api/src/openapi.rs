@@ -11,13 +11,17 @@ fn schema_ref(name: &str) -> Value {
 fn list_of(name: &str) -> Value {
     json!({
         "type": "object",
-        "required": ["tenant", "items", "total", "limit", "offset"],
+        "required": ["tenant", "items", "total", "limit", "offset", "next"],
         "properties": {
             "tenant": { "type": "string" },
             "items": { "type": "array", "items": schema_ref(name) },
             "total": { "type": "integer" },
             "limit": { "type": "integer" },
-            "offset": { "type": "integer" }
+            "offset": { "type": "integer" },
+            "next": {
+                "type": ["string", "null"],
+                "description": "pass as `after` for the next page; null on the last page"
+            }
         }
     })
 }
@@ -76,7 +80,10 @@ impl Op<'_> {
                 "409" => "conflict with the current state",
                 "413" => "body over 64 KiB",
                 "415" => "body is not JSON",
-                "503" => "database unavailable, busy or too slow; retry",
+                "429" => "too many failed sign-ins from this e-mail or address; see `Retry-After`",
+                "503" => {
+                    "database unavailable, busy or too slow, or every password-hashing slot busy; retry after `Retry-After`"
+                }
                 _ => "error",
             };
             responses.insert(status.to_owned(), error_response(description));
@@ -118,8 +125,13 @@ fn page_params() -> Vec<Value> {
         ),
         query_param(
             "offset",
-            json!({ "type": "integer", "minimum": 0, "default": 0 }),
-            "rows to skip",
+            json!({ "type": "integer", "minimum": 0, "maximum": crate::model::MAX_OFFSET, "default": 0 }),
+            "rows to skip (for deeper pages follow `next`)",
+        ),
+        query_param(
+            "after",
+            json!({ "type": "string" }),
+            "the `next` of the previous page: the page after it (not with `offset`)",
         ),
     ]
 }
@@ -318,14 +330,14 @@ fn probe(summary: &str) -> Op<'_> {
     }
 }
 
-/// The whole document.
-pub fn document() -> Value {
-    let paths = json!({
+/// The whole document; without `/readyz` and `/metrics` when they are served on `OPS_ADDR`.
+pub fn document(separate_ops: bool) -> Value {
+    let mut paths = json!({
         "/healthz": { "get": probe("Liveness: the process answers").render() },
         "/readyz": { "get": probe("Readiness: the database answers and its schema is recent enough (503 otherwise)").render() },
         "/metrics": { "get": Op {
             ok: ("200", "Prometheus text format", None),
-            ..probe("Request counts by route and status, latency histograms, pool usage")
+            ..probe("Request counts by route and status, latency histograms, pool and connection usage")
         }.render() },
         "/api/openapi.json": { "get": probe("This document").render() },
         "/api/widgets": {
@@ -392,7 +404,7 @@ pub fn document() -> Value {
                 body: None, ok: ("200", "a page of orders", Some(list_of("Order"))), errors: &["400"],
             }.render(),
             "post": Op {
-                summary: "Place an order: payment, order and stock change in one transaction (admin, developer)",
+                summary: "Place an order: stock, payment and order written together or not at all (admin, developer)",
                 tag: "orders", auth: true, params: vec![], body: Some(schema_ref("PlaceOrder")),
                 ok: ("201", "the order with widget, customer and transaction", Some(schema_ref("OrderDetail"))),
                 errors: &["404", "409"],
@@ -436,7 +448,7 @@ pub fn document() -> Value {
                 summary: "Exchange email and password for a bearer token", tag: "auth", auth: false,
                 params: vec![], body: Some(schema_ref("Credentials")),
                 ok: ("200", "a token and its expiry", Some(schema_ref("Authenticated"))),
-                errors: &["401", "403"],
+                errors: &["401", "403", "429"],
             }.render()
         },
         "/api/logout": {
@@ -475,6 +487,10 @@ pub fn document() -> Value {
             }.render()
         }
     });
+    if separate_ops && let Some(paths) = paths.as_object_mut() {
+        paths.remove("/readyz");
+        paths.remove("/metrics");
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -493,7 +509,8 @@ mod tests {
 
     #[test]
     fn every_reference_resolves() {
-        let doc = document();
+        assert_eq!(document(true)["paths"].as_object().unwrap().len(), 16);
+        let doc = document(false);
         let text = doc.to_string();
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         for piece in text.split("#/components/schemas/").skip(1) {

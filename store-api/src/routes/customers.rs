@@ -19,6 +19,7 @@ const MAX_NAME_CHARS: usize = 100;
 pub struct CustomerQuery {
     limit: Option<i64>,
     offset: Option<i64>,
+    after: Option<String>,
     /// Matches anywhere in "first last" or the email, case-insensitively.
     q: Option<String>,
 }
@@ -31,8 +32,10 @@ pub async fn list(
     let page = PageParams {
         limit: query.limit,
         offset: query.offset,
+        after: query.after,
     }
     .page()?;
+    let after = page.after_id()?;
     let pattern = query
         .q
         .as_deref()
@@ -44,7 +47,7 @@ pub async fn list(
     let client = state.pool.get().await?;
     let select = client
         .prepare_cached(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE {filter} \
+            "SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE {filter} AND id > $4 \
              ORDER BY id LIMIT $2 OFFSET $3"
         ))
         .await?;
@@ -53,7 +56,8 @@ pub async fn list(
             "SELECT count(*) FROM public.customers WHERE {filter}"
         ))
         .await?;
-    let select_params: [&(dyn ToSql + Sync); 3] = [&pattern, &page.limit, &page.offset];
+    let fetch = page.fetch();
+    let select_params: [&(dyn ToSql + Sync); 4] = [&pattern, &fetch, &page.offset, &after];
     let count_params: [&(dyn ToSql + Sync); 1] = [&pattern];
     let (rows, total) = tokio::try_join!(
         client.query(&select, &select_params),
@@ -62,13 +66,15 @@ pub async fn list(
     let items = rows
         .iter()
         .map(|row| Customer::from_row(row, ""))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let (items, next) = page.split(items, |customer| customer.id.to_string());
     Ok(Json(List {
-        tenant: state.tenant.to_string(),
+        tenant: state.tenant.get().to_string(),
         items,
         total: total.try_get(0)?,
         limit: page.limit,
         offset: page.offset,
+        next,
     }))
 }
 
@@ -89,7 +95,7 @@ pub async fn get(
     _user: AuthUser,
     Id(id): Id,
 ) -> ApiResult<Json<Customer>> {
-    let client = state.pool.get().await?;
+    let client = state.shared.get().await?;
     let statement = client
         .prepare_cached(&format!(
             "SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE id = $1"
@@ -156,41 +162,6 @@ pub async fn create(
         "customer added"
     );
     Ok(created(format!("/api/customers/{}", customer.id), customer))
-}
-
-/// The customer with this email (compared case-insensitively, like the unique index), added
-/// when there is none. An existing customer keeps the name on record.
-pub async fn find_or_add(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    customer: &NewCustomer,
-) -> Result<Customer, tokio_postgres::Error> {
-    let select = transaction
-        .prepare_cached(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE lower(email) = lower($1)"
-        ))
-        .await?;
-    if let Some(row) = transaction.query_opt(&select, &[&customer.email]).await? {
-        return Customer::from_row(&row, "");
-    }
-    // A concurrent order may add the same email between the two statements: then nothing is
-    // inserted here and the second look finds theirs (read committed: a fresh snapshot).
-    let insert = transaction
-        .prepare_cached(&format!(
-            "INSERT INTO public.customers (first_name, last_name, email) VALUES ($1, $2, $3) \
-             ON CONFLICT ((lower(email))) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
-        ))
-        .await?;
-    if let Some(row) = transaction
-        .query_opt(
-            &insert,
-            &[&customer.first_name, &customer.last_name, &customer.email],
-        )
-        .await?
-    {
-        return Customer::from_row(&row, "");
-    }
-    let row = transaction.query_one(&select, &[&customer.email]).await?;
-    Customer::from_row(&row, "")
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@ pub mod session;
 pub mod users;
 pub mod widgets;
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +22,14 @@ use crate::app::AppState;
 use crate::error::ApiResult;
 use crate::model::{List, Page};
 
+/// How a list's `total` is had.
+pub enum Total<'a> {
+    /// Counted with every page.
+    Counted,
+    /// Counted at most once per [`CachedCount`]'s lifetime.
+    Cached(&'a CachedCount),
+}
+
 /// One page of a whole table, by id: `columns` of `table`, each row read by `from_row`, with the
 /// table's total count.
 pub async fn table_page<T>(
@@ -27,30 +38,129 @@ pub async fn table_page<T>(
     columns: &str,
     page: Page,
     from_row: fn(&Row) -> Result<T, tokio_postgres::Error>,
+    id_of: fn(&T) -> i64,
+    total: Total<'_>,
 ) -> ApiResult<Json<List<T>>> {
+    let after = page.after_id()?;
     let client = state.pool.get().await?;
     let select = client
         .prepare_cached(&format!(
-            "SELECT {columns} FROM public.{table} ORDER BY id LIMIT $1 OFFSET $2"
+            "SELECT {columns} FROM public.{table} WHERE id > $1 ORDER BY id LIMIT $2 OFFSET $3"
         ))
         .await?;
-    let count = client
-        .prepare_cached(&format!("SELECT count(*) FROM public.{table}"))
-        .await?;
-    // Both statements go out on the connection at once: one round trip's wait.
-    let select_params: [&(dyn ToSql + Sync); 2] = [&page.limit, &page.offset];
-    let (rows, total) = tokio::try_join!(
-        client.query(&select, &select_params),
-        client.query_one(&count, &[]),
-    )?;
-    let items = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    let fetch = page.fetch();
+    let select_params: [&(dyn ToSql + Sync); 3] = [&after, &fetch, &page.offset];
+    let known = match total {
+        Total::Cached(cache) => cache.fresh(),
+        Total::Counted => None,
+    };
+    let (rows, total) = match known {
+        Some(total) => (client.query(&select, &select_params).await?, total),
+        None => {
+            let count = client
+                .prepare_cached(&format!("SELECT count(*) FROM public.{table}"))
+                .await?;
+            let counting = match total {
+                Total::Cached(cache) => Some((cache, cache.start())),
+                Total::Counted => None,
+            };
+            // Both statements go out on the connection at once: one round trip's wait.
+            let (rows, total) = tokio::try_join!(
+                client.query(&select, &select_params),
+                client.query_one(&count, &[]),
+            )?;
+            let total: i64 = total.try_get(0)?;
+            if let Some((cache, started)) = counting {
+                cache.store(started, total);
+            }
+            (rows, total)
+        }
+    };
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let (items, next) = page.split(items, |item| id_of(item).to_string());
     Ok(Json(List {
-        tenant: state.tenant.to_string(),
+        tenant: state.tenant.get().to_string(),
         items,
-        total: total.try_get(0)?,
+        total,
         limit: page.limit,
         offset: page.offset,
+        next,
     }))
+}
+
+/// A count kept for a short while, so that pages anyone may ask for do not each count a whole
+/// table. While one request counts again, the others keep using the previous value; changes made
+/// through this instance drop it at once.
+pub struct CachedCount {
+    lifetime: Duration,
+    state: Mutex<CountState>,
+}
+
+#[derive(Default)]
+struct CountState {
+    value: Option<(Instant, i64)>,
+    /// Since when a request has been counting (one that failed is given up after a while).
+    refreshing: Option<Instant>,
+    generation: u64,
+}
+
+/// Handed to the request that counts.
+pub struct Counting {
+    at: Instant,
+    generation: u64,
+}
+
+impl CachedCount {
+    pub fn new(lifetime: Duration) -> CachedCount {
+        CachedCount {
+            lifetime,
+            state: Mutex::new(CountState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CountState> {
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The count, unless it is too old and nobody is counting yet (then the caller counts).
+    pub fn fresh(&self) -> Option<i64> {
+        let mut state = self.lock();
+        let (at, value) = state.value?;
+        let counting = state
+            .refreshing
+            .is_some_and(|since| since.elapsed() < self.lifetime * 10);
+        if at.elapsed() < self.lifetime || counting {
+            return Some(value);
+        }
+        state.refreshing = Some(Instant::now());
+        None
+    }
+
+    pub fn start(&self) -> Counting {
+        Counting {
+            at: Instant::now(),
+            generation: self.lock().generation,
+        }
+    }
+
+    pub fn store(&self, counting: Counting, value: i64) {
+        let mut state = self.lock();
+        state.refreshing = None;
+        if state.generation == counting.generation {
+            state.value = Some((counting.at, value));
+        }
+    }
+
+    /// The table changed through this instance.
+    pub fn invalidate(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.value = None;
+        state.refreshing = None;
+    }
 }
 
 /// 201 with the new resource and where it lives.

@@ -20,7 +20,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up: no database involved.
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "status": "ok", "tenant": &*state.tenant }))
+    Json(json!({ "status": "ok", "tenant": &**state.tenant.get() }))
 }
 
 /// 200 when the database answers and its schema is new enough for this build.
@@ -42,7 +42,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             StatusCode::OK,
             json!({
                 "status": "ready",
-                "tenant": &*state.tenant,
+                "tenant": &**state.tenant.get(),
                 "schema_version": version,
                 "needed_schema_version": NEEDED_SCHEMA_VERSION,
             }),
@@ -51,7 +51,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             json!({
                 "status": "schema_outdated",
-                "tenant": &*state.tenant,
+                "tenant": &**state.tenant.get(),
                 "schema_version": version,
                 "needed_schema_version": NEEDED_SCHEMA_VERSION,
                 "message": "the tenant database needs a newer schema: apply the provider first",
@@ -61,7 +61,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             json!({
                 "status": "database_unavailable",
-                "tenant": &*state.tenant,
+                "tenant": &**state.tenant.get(),
                 "needed_schema_version": NEEDED_SCHEMA_VERSION,
                 "message": error.message,
             }),
@@ -70,7 +70,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             json!({
                 "status": "database_unavailable",
-                "tenant": &*state.tenant,
+                "tenant": &**state.tenant.get(),
                 "needed_schema_version": NEEDED_SCHEMA_VERSION,
                 "message": "the database did not answer within 2 seconds",
             }),
@@ -80,7 +80,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(&state.pool, &state.tenant);
+    let text = state.metrics.render(&state.pool, state.tenant.get());
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -89,6 +89,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
-pub async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(crate::openapi::document(state.separate_ops))
 }

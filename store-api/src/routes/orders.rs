@@ -5,7 +5,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use crate::app::AppState;
@@ -14,10 +18,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{
     CUSTOMER_COLUMNS, Customer, List, Order, OrderDetail, PageParams, Transaction, WIDGET_COLUMNS,
-    Widget,
+    Widget, time_id_cursor,
 };
 use crate::routes::created;
-use crate::routes::customers::{NewCustomer, find_or_add};
+use crate::routes::customers::NewCustomer;
 
 /// One order of a widget cannot exceed this many units.
 pub const MAX_QUANTITY: i32 = 10_000;
@@ -34,6 +38,7 @@ const ORDER_COLUMNS: &str = "o.id, o.widget_id, o.customer_id, o.transaction_id,
 pub struct OrderQuery {
     limit: Option<i64>,
     offset: Option<i64>,
+    after: Option<String>,
     /// An order status name (`Cleared`, `Refunded`, `Cancelled`), any case.
     status: Option<String>,
     customer_id: Option<i64>,
@@ -47,8 +52,10 @@ pub async fn list(
     let page = PageParams {
         limit: query.limit,
         offset: query.offset,
+        after: query.after,
     }
     .page()?;
+    let (after_time, after_id) = page.after_time_id()?;
     let client = state.pool.get().await?;
     let status = match query.status.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -72,6 +79,7 @@ pub async fn list(
         .prepare_cached(&format!(
             "SELECT {ORDER_COLUMNS} FROM public.orders o \
              JOIN public.statuses s ON s.id = o.status_id WHERE {filter} \
+             AND o.created_at <= $5 AND (o.created_at < $5 OR o.id < $6) \
              ORDER BY o.created_at DESC, o.id DESC LIMIT $3 OFFSET $4"
         ))
         .await?;
@@ -81,24 +89,38 @@ pub async fn list(
              JOIN public.statuses s ON s.id = o.status_id WHERE {filter}"
         ))
         .await?;
-    let select_params: [&(dyn ToSql + Sync); 4] =
-        [&status, &query.customer_id, &page.limit, &page.offset];
+    let fetch = page.fetch();
+    let select_params: [&(dyn ToSql + Sync); 6] = [
+        &status,
+        &query.customer_id,
+        &fetch,
+        &page.offset,
+        &after_time,
+        &after_id,
+    ];
     let count_params: [&(dyn ToSql + Sync); 2] = [&status, &query.customer_id];
     let (rows, total) = tokio::try_join!(
         client.query(&select, &select_params),
         client.query_one(&count, &count_params),
     )?;
-    let items = rows.iter().map(Order::from_row).collect::<Result<_, _>>()?;
+    let items = rows
+        .iter()
+        .map(Order::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (items, next) = page.split(items, |order| time_id_cursor(order.created_at, order.id));
     Ok(Json(List {
-        tenant: state.tenant.to_string(),
+        tenant: state.tenant.get().to_string(),
         items,
         total: total.try_get(0)?,
         limit: page.limit,
         offset: page.offset,
+        next,
     }))
 }
 
 /// An order with its widget (`w_…`), customer (`c_…`) and transaction (`t_…`) in one row.
+static DETAIL_QUERY: LazyLock<String> = LazyLock::new(detail_query);
+
 fn detail_query() -> String {
     let prefixed = |alias: &str, columns: &str| {
         columns
@@ -140,8 +162,8 @@ pub async fn get(
     _user: AuthUser,
     Id(id): Id,
 ) -> ApiResult<Json<OrderDetail>> {
-    let client = state.pool.get().await?;
-    let statement = client.prepare_cached(&detail_query()).await?;
+    let client = state.shared.get().await?;
+    let statement = client.prepare_cached(&DETAIL_QUERY).await?;
     let row = client
         .query_opt(&statement, &[&id])
         .await?
@@ -281,46 +303,107 @@ fn check(body: &PlaceOrder) -> Result<(Buyer, CheckedPayment), ApiError> {
     ))
 }
 
-/// `POST /api/orders`, step 1 when the buyer is given by id ($1 customer id).
-pub fn customer_by_id() -> String {
-    format!("SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE id = $1")
-}
+/// Columns the order statements return: the order (0..9), its payment (9..21), the widget after
+/// the stock was taken (21..29) and the customer (29..35).
+const PLACED_COLUMNS: &str = "o.id, o.widget_id, o.customer_id, o.transaction_id, \
+    $12::text AS status, o.quantity, o.amount_cents, o.created_at, o.updated_at, \
+    t.id, t.amount_cents, t.currency, t.last_four, t.bank_return_code, t.expiry_month, \
+    t.expiry_year, t.payment_intent, t.payment_method, $11::text, t.created_at, t.updated_at, \
+    w.id, w.name, w.description, w.inventory_level, w.price_cents, w.image, w.created_at, \
+    w.updated_at, \
+    c.id, c.first_name, c.last_name, c.email, c.created_at, c.updated_at";
 
-/// Step 2: $1 widget id, $2 quantity. The row lock taken here serializes concurrent orders of
-/// one widget; the condition is re-checked against the latest stock, so it never goes negative.
-pub fn take_stock() -> String {
+/// The stock, the payment and the order, in one statement (one round trip, atomic by itself:
+/// nothing is written unless everything is). `before` and `after` define, around the widget's
+/// update `w`, the CTE `c` (the customer); `stock_condition` adds to the widget's condition.
+///
+/// - The widget's `UPDATE` takes its row lock and re-checks the condition against the latest
+///   stock, so concurrent orders never oversell; it also checks the client's amount, if given.
+/// - The payment and the order are inserted only from the updated widget's row: when the stock
+///   was short, the amount wrong or the customer unknown, the statement writes nothing and
+///   returns no row, and [`place`] finds out why.
+/// - The order's `customer_id` is `(SELECT id FROM c)`, and NULL when the statement is still
+///   running after $13 seconds (the time its request has left): a customer who could not be
+///   found nor added, or a statement that waited for a lock past its request's end, makes the
+///   NOT NULL constraint fail and undo the whole statement. An order the client was told had
+///   timed out is never written later (see [`place`]).
+///
+/// Parameters: $1 widget id, $2 quantity, $3 expected amount (or NULL), $4 currency, $5 last
+/// four, $6 bank return code, $7 expiry month, $8 expiry year, $9 payment intent, $10 payment
+/// method, $11 payment status name, $12 order status name, $13 seconds left, then the buyer's.
+fn place_statement(before: &str, stock_condition: &str, after: &str) -> String {
     format!(
-        "UPDATE public.widgets SET inventory_level = inventory_level - $2 \
-         WHERE id = $1 AND inventory_level >= $2 RETURNING {WIDGET_COLUMNS}"
+        "WITH {before} \
+         w AS ( \
+            UPDATE public.widgets SET inventory_level = inventory_level - $2 \
+            WHERE id = $1 {stock_condition} AND CASE WHEN inventory_level >= $2 \
+                THEN $3::bigint IS NULL OR price_cents * $2 = $3 ELSE false END \
+            RETURNING {WIDGET_COLUMNS} \
+         ), {after} \
+         t AS ( \
+            INSERT INTO public.transactions (amount_cents, currency, last_four, \
+                bank_return_code, expiry_month, expiry_year, payment_intent, payment_method, \
+                transaction_status_id) \
+            SELECT w.price_cents * $2, $4, $5, $6, $7, $8, $9, $10, \
+                (SELECT id FROM public.transaction_statuses WHERE name = $11) \
+            FROM w \
+            RETURNING * \
+         ), o AS ( \
+            INSERT INTO public.orders (widget_id, transaction_id, status_id, customer_id, \
+                quantity, amount_cents) \
+            SELECT $1, t.id, (SELECT id FROM public.statuses WHERE name = $12), \
+                CASE WHEN clock_timestamp() < statement_timestamp() + make_interval(secs => $13) \
+                    THEN (SELECT id FROM c) END, \
+                $2, t.amount_cents \
+            FROM t \
+            RETURNING * \
+         ) \
+         SELECT {PLACED_COLUMNS} FROM o JOIN t ON t.id = o.transaction_id CROSS JOIN w CROSS JOIN c"
     )
 }
 
-/// Step 3: the payment and the order in one statement; returns the row [`detail_from_row`] reads,
-/// less the widget and customer columns the caller already has. Parameters: $1 amount, $2
-/// currency, $3 last four, $4 bank return code, $5 expiry month, $6 expiry year, $7 payment
-/// intent, $8 payment method, $9 payment status name, $10 widget id, $11 order status name,
-/// $12 customer id, $13 quantity.
-pub const INSERT_ORDER: &str = "WITH t AS ( \
-        INSERT INTO public.transactions (amount_cents, currency, last_four, bank_return_code, \
-            expiry_month, expiry_year, payment_intent, payment_method, transaction_status_id) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-            (SELECT id FROM public.transaction_statuses WHERE name = $9)) \
-        RETURNING * \
-    ), o AS ( \
-        INSERT INTO public.orders (widget_id, transaction_id, status_id, customer_id, quantity, \
-            amount_cents) \
-        SELECT $10::bigint, t.id, (SELECT id FROM public.statuses WHERE name = $11), \
-            $12::bigint, $13::integer, t.amount_cents FROM t \
-        RETURNING * \
-    ) \
-    SELECT o.id, o.widget_id, o.customer_id, o.transaction_id, $11::text AS status, o.quantity, \
-        o.amount_cents, o.created_at, o.updated_at, \
-        t.id AS t_id, t.amount_cents AS t_amount_cents, t.currency AS t_currency, \
-        t.last_four AS t_last_four, t.bank_return_code AS t_bank_return_code, \
-        t.expiry_month AS t_expiry_month, t.expiry_year AS t_expiry_year, \
-        t.payment_intent AS t_payment_intent, t.payment_method AS t_payment_method, \
-        $9::text AS t_status, t.created_at AS t_created_at, t.updated_at AS t_updated_at \
-    FROM o JOIN t ON t.id = o.transaction_id";
+/// An order for a known customer: $14 customer id. Without that customer nothing is updated.
+static PLACE_FOR_CUSTOMER: LazyLock<String> = LazyLock::new(|| {
+    place_statement(
+        &format!("c AS (SELECT {CUSTOMER_COLUMNS} FROM public.customers WHERE id = $14),"),
+        "AND EXISTS (SELECT FROM c)",
+        "",
+    )
+});
+
+/// An order for a customer found by e-mail or added ($14 email, $15 first name, $16 last name).
+/// The customer is added only once the stock is taken (`FROM w`), so a refused order adds no
+/// customer, and every order locks the widget before it adds a customer (no deadlock between
+/// two orders). A customer added by a concurrent order after this statement's snapshot makes
+/// the insert a no-op and `c` empty: the statement fails and [`place`] runs it again.
+static PLACE_FOR_EMAIL: LazyLock<String> = LazyLock::new(|| {
+    place_statement(
+        &format!(
+            "found AS (SELECT {CUSTOMER_COLUMNS} FROM public.customers \
+                WHERE lower(email) = lower($14)),"
+        ),
+        "",
+        &format!(
+            "added AS (INSERT INTO public.customers (first_name, last_name, email) \
+                SELECT $15, $16, $14 FROM w WHERE NOT EXISTS (SELECT FROM found) \
+                ON CONFLICT ((lower(email))) DO NOTHING RETURNING {CUSTOMER_COLUMNS}), \
+             c AS (SELECT * FROM found UNION ALL SELECT * FROM added),"
+        ),
+    )
+});
+
+/// Why an order statement wrote nothing: $1 widget id, $2 customer id (or NULL).
+const WHY_NOT_PLACED: &str = "SELECT $2::bigint IS NULL \
+        OR EXISTS (SELECT FROM public.customers WHERE id = $2), \
+        w.inventory_level, w.price_cents \
+     FROM (SELECT) one LEFT JOIN public.widgets w ON w.id = $1";
+
+/// How often an order is tried when the state it saw changed under it.
+const PLACE_ATTEMPTS: usize = 3;
+
+/// An order statement must be done this long before its request's end: time for its answer to
+/// come back before the request timeout answers 503 instead.
+const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
 pub async fn place(
     State(state): State<AppState>,
@@ -329,115 +412,162 @@ pub async fn place(
 ) -> ApiResult<Response> {
     user.require_writer("placing orders")?;
     let (buyer, payment) = check(&body)?;
-    let mut client = state.pool.get().await?;
-    // Dropping the transaction on any early return rolls it back: nothing is half-written.
-    let transaction = client.transaction().await?;
-
-    let take_stock = transaction.prepare_cached(&take_stock()).await?;
-    let stock_params: [&(dyn ToSql + Sync); 2] = [&body.widget_id, &body.quantity];
-    let (customer, widget_row) = match &buyer {
-        // Independent statements: sent together, so the transaction (and the widget's row
-        // lock) lasts one round trip less. On a missing customer the stock change is rolled
-        // back with the rest.
-        Buyer::Existing(id) => {
-            let statement = transaction.prepare_cached(&customer_by_id()).await?;
-            let customer_params: [&(dyn ToSql + Sync); 1] = [id];
-            let (customer, widget_row) = tokio::try_join!(
-                transaction.query_opt(&statement, &customer_params),
-                transaction.query_opt(&take_stock, &stock_params),
-            )?;
-            let customer = customer
-                .ok_or_else(|| ApiError::not_found("customer", *id).with_field("customer_id"))?;
-            (Customer::from_row(&customer, "")?, widget_row)
-        }
-        Buyer::New(new) => {
-            let customer = find_or_add(&transaction, new).await?;
-            let widget_row = transaction.query_opt(&take_stock, &stock_params).await?;
-            (customer, widget_row)
-        }
+    // A connection of its own: the statement may wait for the widget's row lock.
+    let client = state.pool.get().await?;
+    let statement = match &buyer {
+        Buyer::Existing(_) => client.prepare_cached(&PLACE_FOR_CUSTOMER).await?,
+        Buyer::New(_) => client.prepare_cached(&PLACE_FOR_EMAIL).await?,
     };
-
-    let Some(widget_row) = widget_row else {
-        let stock = transaction
-            .prepare_cached("SELECT inventory_level FROM public.widgets WHERE id = $1")
-            .await?;
-        return Err(
-            match transaction.query_opt(&stock, &[&body.widget_id]).await? {
-                None => ApiError::not_found("widget", body.widget_id).with_field("widget_id"),
-                Some(row) => ApiError::conflict(
-                    "insufficient_stock",
-                    format!(
-                        "widget {} has {} in stock; {} ordered",
-                        body.widget_id,
-                        row.try_get::<_, i32>(0)?,
-                        body.quantity
-                    ),
-                ),
-            },
-        );
+    let customer_id = match &buyer {
+        Buyer::Existing(id) => Some(*id),
+        Buyer::New(_) => None,
     };
-    let widget = Widget::from_plain_row(&widget_row)?;
-
-    let amount = widget
-        .price_cents
-        .checked_mul(i64::from(body.quantity))
-        .ok_or_else(|| ApiError::invalid("quantity", "the order's total is too large"))?;
-    if let Some(expected) = body.payment.amount_cents
-        && expected != amount
-    {
-        return Err(ApiError::conflict(
-            "amount_mismatch",
-            format!(
-                "payment.amount_cents is {expected} but {} × {} cents is {amount}",
-                body.quantity, widget.price_cents
-            ),
-        )
-        .with_field("payment.amount_cents"));
-    }
-
-    let insert = transaction.prepare_cached(INSERT_ORDER).await?;
     let p = &body.payment;
-    let row = transaction
-        .query_one(
-            &insert,
-            &[
-                &amount,
-                &payment.currency,
-                &p.last_four,
-                &p.bank_return_code,
-                &p.expiry_month,
-                &p.expiry_year,
-                &p.payment_intent,
-                &p.payment_method,
-                &payment.status,
-                &body.widget_id,
-                &PLACED,
-                &customer.id,
-                &body.quantity,
-            ],
-        )
-        .await?;
-    let order = Order::from_row(&row)?;
-    let payment_row = Transaction::from_row(&row)?;
-    transaction.commit().await?;
-
-    tracing::info!(
-        order_id = order.id,
-        widget_id = widget.id,
-        customer_id = customer.id,
-        quantity = order.quantity,
-        user_id = user.id,
-        "order placed"
-    );
-    Ok(created(
-        format!("/api/orders/{}", order.id),
-        OrderDetail {
-            order,
-            widget,
-            customer,
-            transaction: payment_row,
-        },
+    for _ in 0..PLACE_ATTEMPTS {
+        let left = crate::error::time_left()
+            .unwrap_or(state.request_timeout)
+            .saturating_sub(ANSWER_MARGIN);
+        if left.is_zero() {
+            break;
+        }
+        let seconds_left = left.as_secs_f64();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &body.widget_id,
+            &body.quantity,
+            &p.amount_cents,
+            &payment.currency,
+            &p.last_four,
+            &p.bank_return_code,
+            &p.expiry_month,
+            &p.expiry_year,
+            &p.payment_intent,
+            &p.payment_method,
+            &payment.status,
+            &PLACED,
+            &seconds_left,
+        ];
+        match &buyer {
+            Buyer::Existing(id) => params.push(id),
+            Buyer::New(new) => params.extend([
+                &new.email as &(dyn ToSql + Sync),
+                &new.first_name,
+                &new.last_name,
+            ]),
+        }
+        let row = match client.query_opt(&statement, &params).await {
+            Ok(row) => row,
+            Err(error) if is_unplaced_order(&error) => {
+                // Either the customer was added concurrently (again, with a fresh snapshot) or
+                // the statement outlived its request (then the loop ends for lack of time).
+                tracing::debug!("the order statement wrote nothing; trying again");
+                continue;
+            }
+            Err(error) if error.code() == Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE) => {
+                return Err(ApiError::invalid(
+                    "quantity",
+                    "the order's total is too large",
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let Some(row) = row else {
+            match why_not_placed(&client, &body, customer_id).await? {
+                Some(refusal) => return Err(refusal),
+                // The stock, price or customer changed since the statement looked: again.
+                None => continue,
+            }
+        };
+        let detail = OrderDetail {
+            order: Order::from_row_at(&row, 0)?,
+            transaction: Transaction::from_row_at(&row, 9)?,
+            widget: Widget::from_row_at(&row, 21)?,
+            customer: Customer::from_row_at(&row, 29)?,
+        };
+        tracing::info!(
+            order_id = detail.order.id,
+            widget_id = detail.widget.id,
+            customer_id = detail.customer.id,
+            quantity = detail.order.quantity,
+            user_id = user.id,
+            "order placed"
+        );
+        return Ok(created(format!("/api/orders/{}", detail.order.id), detail));
+    }
+    if crate::error::time_left().is_some_and(|left| left <= ANSWER_MARGIN) {
+        return Err(ApiError::unavailable(
+            "timeout",
+            "the request took too long and was abandoned; nothing was written; try again",
+        ));
+    }
+    Err(ApiError::unavailable(
+        "contention",
+        "the order collided with other changes; try again",
     ))
+}
+
+/// The NOT NULL violation of `orders.customer_id` an order statement raises when its customer
+/// was added by someone else meanwhile, or when it ran out of time.
+fn is_unplaced_order(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::NOT_NULL_VIOLATION
+            && db.table() == Some("orders")
+            && db.column() == Some("customer_id")
+    })
+}
+
+/// The answer for an order that wrote nothing, in the order they were always checked: unknown
+/// customer, unknown widget, short stock, wrong amount. `None`: none of them holds (any more).
+async fn why_not_placed(
+    client: &deadpool_postgres::Client,
+    body: &PlaceOrder,
+    customer_id: Option<i64>,
+) -> Result<Option<ApiError>, ApiError> {
+    let statement = client.prepare_cached(WHY_NOT_PLACED).await?;
+    let row = client
+        .query_one(&statement, &[&body.widget_id, &customer_id])
+        .await?;
+    if !row.try_get::<_, bool>(0)? {
+        let id = customer_id.unwrap_or_default();
+        return Ok(Some(
+            ApiError::not_found("customer", id).with_field("customer_id"),
+        ));
+    }
+    let (Some(stock), Some(price)) = (
+        row.try_get::<_, Option<i32>>(1)?,
+        row.try_get::<_, Option<i64>>(2)?,
+    ) else {
+        return Ok(Some(
+            ApiError::not_found("widget", body.widget_id).with_field("widget_id"),
+        ));
+    };
+    if stock < body.quantity {
+        return Ok(Some(ApiError::conflict(
+            "insufficient_stock",
+            format!(
+                "widget {} has {stock} in stock; {} ordered",
+                body.widget_id, body.quantity
+            ),
+        )));
+    }
+    let Some(amount) = price.checked_mul(i64::from(body.quantity)) else {
+        return Ok(Some(ApiError::invalid(
+            "quantity",
+            "the order's total is too large",
+        )));
+    };
+    match body.payment.amount_cents {
+        Some(expected) if expected != amount => Ok(Some(
+            ApiError::conflict(
+                "amount_mismatch",
+                format!(
+                    "payment.amount_cents is {expected} but {} × {price} cents is {amount}",
+                    body.quantity
+                ),
+            )
+            .with_field("payment.amount_cents"),
+        )),
+        _ => Ok(None),
+    }
 }
 
 pub async fn refund(
@@ -518,7 +648,7 @@ async fn settle(
             .execute(&put_back, &[&widget_id, &quantity])
             .await?;
     }
-    let detail = transaction.prepare_cached(&detail_query()).await?;
+    let detail = transaction.prepare_cached(&DETAIL_QUERY).await?;
     let row = transaction.query_one(&detail, &[&id]).await?;
     let detail = detail_from_row(&row)?;
     transaction.commit().await?;

@@ -34,7 +34,7 @@ pub async fn transaction_statuses(
 }
 
 async fn read(state: &AppState, sql: &str) -> ApiResult<Json<StatusList>> {
-    let client = state.pool.get().await?;
+    let client = state.shared.get().await?;
     let statement = client.prepare_cached(sql).await?;
     let items = client
         .query(&statement, &[])
@@ -48,7 +48,7 @@ async fn read(state: &AppState, sql: &str) -> ApiResult<Json<StatusList>> {
         })
         .collect::<Result<_, tokio_postgres::Error>>()?;
     Ok(Json(StatusList {
-        tenant: state.tenant.to_string(),
+        tenant: state.tenant.get().to_string(),
         items,
     }))
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
-use crate::model::{Timestamp, USER_COLUMNS, User};
+use crate::extract::{ApiJson, ClientAddress};
+use crate::model::{Timestamp, User};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,9 +36,18 @@ pub struct Authenticated {
     pub tenant: String,
 }
 
+/// The user row and password hash of an e-mail (compared case-insensitively).
+const SIGN_IN_LOOKUP: &str = "SELECT u.id, u.first_name, u.last_name, u.email, u.role, \
+     u.created_at, u.updated_at, c.password_hash FROM public.users u \
+     LEFT JOIN public.user_credentials c ON c.user_id = u.id WHERE lower(u.email) = lower($1)";
+
 /// Email and password for a bearer token. Only the token's SHA-256 is stored, with its expiry.
+///
+/// Failed sign-ins are throttled per e-mail and per client address (429 `too_many_attempts`,
+/// see [`crate::throttle`]); the check comes first, before the database or Argon2 is asked.
 pub async fn authenticate(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> ApiResult<Json<Authenticated>> {
     let email = credentials.email.trim();
@@ -48,31 +57,45 @@ pub async fn authenticate(
     if credentials.password.is_empty() {
         return Err(ApiError::invalid("password", "password must not be empty"));
     }
+    let attempt = match state.throttle.begin(email, address) {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            tracing::info!("sign-in refused: too many failed attempts");
+            return Err(ApiError::too_many_attempts(throttled.retry_after));
+        }
+    };
     // The connection goes back to the pool while Argon2 runs (tens of milliseconds of CPU).
-    let row = {
-        let client = state.pool.get().await?;
-        let lookup = client
-            .prepare_cached(&format!(
-                "SELECT {USER_COLUMNS}, (SELECT c.password_hash FROM public.user_credentials c \
-                 WHERE c.user_id = users.id) AS password_hash FROM public.users \
-                 WHERE lower(email) = lower($1)"
-            ))
-            .await?;
-        client.query_opt(&lookup, &[&email]).await?
+    let row = match lookup(&state, email).await {
+        Ok(row) => row,
+        Err(error) => {
+            attempt.not_tried();
+            return Err(error);
+        }
     };
     // A user without credentials cannot sign in; it is checked against the dummy hash like an
     // unknown email, so the answer takes as long.
-    let stored = row
-        .as_ref()
-        .map(|row| row.try_get::<_, Option<String>>("password_hash"))
-        .transpose()?
-        .flatten();
-    if !auth::verify_password_blocking(credentials.password, stored).await {
-        tracing::info!("authentication refused");
-        return Err(ApiError::unauthorized(
-            "invalid_credentials",
-            "unknown email or wrong password",
-        ));
+    let stored = match row.as_ref().map(|row| row.try_get::<_, Option<String>>(7)) {
+        Some(Ok(stored)) => stored,
+        Some(Err(error)) => {
+            attempt.not_tried();
+            return Err(error.into());
+        }
+        None => None,
+    };
+    match state.hasher.verify(credentials.password, stored).await {
+        Ok(true) => attempt.succeeded(),
+        Ok(false) => {
+            attempt.failed();
+            tracing::info!("authentication refused");
+            return Err(ApiError::unauthorized(
+                "invalid_credentials",
+                "unknown email or wrong password",
+            ));
+        }
+        Err(error) => {
+            attempt.not_tried();
+            return Err(error);
+        }
     }
     let Some(row) = row else {
         return Err(ApiError::internal());
@@ -95,7 +118,7 @@ pub async fn authenticate(
                 &user.id,
                 &name,
                 &user.email,
-                &auth::token_hash(&token),
+                &&auth::token_hash(&token)[..],
                 &ttl_seconds,
             ],
         )
@@ -107,8 +130,14 @@ pub async fn authenticate(
         token_type: "Bearer",
         expires_at: expiry.try_get(0)?,
         user,
-        tenant: state.tenant.to_string(),
+        tenant: state.tenant.get().to_string(),
     }))
+}
+
+async fn lookup(state: &AppState, email: &str) -> Result<Option<tokio_postgres::Row>, ApiError> {
+    let client = state.shared.get().await?;
+    let statement = client.prepare_cached(SIGN_IN_LOOKUP).await?;
+    Ok(client.query_opt(&statement, &[&email]).await?)
 }
 
 /// Each sign-in clears the user's tokens that have ended, so the table holds about one row per
@@ -141,7 +170,8 @@ pub async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<
             "UPDATE public.tokens SET expiry = now() WHERE token_hash = $1 AND expiry > now()",
         )
         .await?;
-    client.execute(&statement, &[&user.token_hash]).await?;
+    client.execute(&statement, &[&&user.token_hash[..]]).await?;
+    state.tokens.forget_token(&user.token_hash);
     tracing::info!(user_id = user.id, "logged out");
     Ok(StatusCode::NO_CONTENT)
 }

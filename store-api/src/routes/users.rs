@@ -11,7 +11,7 @@ use crate::auth::{self, AuthUser, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, USER_COLUMNS, User, email, required_text};
-use crate::routes::{created, table_page};
+use crate::routes::{Total, created, table_page};
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -27,6 +27,8 @@ pub async fn list(
         USER_COLUMNS,
         params.page()?,
         User::from_row,
+        |user| user.id,
+        Total::Counted,
     )
     .await
 }
@@ -37,7 +39,7 @@ pub async fn get(
     Id(id): Id,
 ) -> ApiResult<Json<User>> {
     user.require_admin("reading users")?;
-    let client = state.pool.get().await?;
+    let client = state.shared.get().await?;
     let statement = client
         .prepare_cached(&format!(
             "SELECT {USER_COLUMNS} FROM public.users WHERE id = $1"
@@ -78,12 +80,16 @@ fn parse_role(value: &str) -> Result<Role, ApiError> {
 /// Validates, hashes the password and inserts: shared by `POST /api/users` and
 /// `store-api user create`. The connection is taken only after hashing, so slow hashes do not
 /// hold pooled connections.
-pub async fn insert_user(pool: &deadpool_postgres::Pool, new: NewUser) -> ApiResult<User> {
+pub async fn insert_user(
+    pool: &deadpool_postgres::Pool,
+    hasher: &auth::Hasher,
+    new: NewUser,
+) -> ApiResult<User> {
     let first_name = required_text("first_name", &new.first_name, MAX_NAME_CHARS)?;
     let last_name = required_text("last_name", &new.last_name, MAX_NAME_CHARS)?;
     let email = email("email", &new.email)?;
     let role = parse_role(&new.role)?;
-    let hash = auth::hash_password_blocking(new.password).await?;
+    let hash = hasher.hash(new.password).await?;
     let client = pool.get().await?;
     // One statement: the user and its credentials exist together or not at all.
     let row = client
@@ -107,7 +113,7 @@ pub async fn create(
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<Response> {
     user.require_admin("adding users")?;
-    let created_user = insert_user(&state.pool, body).await?;
+    let created_user = insert_user(&state.pool, &state.hasher, body).await?;
     tracing::info!(
         new_user_id = created_user.id,
         user_id = user.id,
@@ -160,7 +166,7 @@ pub async fn update(
         ));
     }
     let hash = match body.password {
-        Some(password) => Some(auth::hash_password_blocking(password).await?),
+        Some(password) => Some(state.hasher.hash(password).await?),
         None => None,
     };
     let mut client = state.pool.get().await?;
@@ -198,6 +204,8 @@ pub async fn update(
         transaction.execute(&expire, &[&id]).await?;
     }
     transaction.commit().await?;
+    // Tokens remembered for this user carry the old role (or a password now changed).
+    state.tokens.forget_user(id);
     tracing::info!(changed_user_id = id, user_id = user.id, "user changed");
     Ok(Json(User::from_row(&row)?))
 }
@@ -221,6 +229,7 @@ pub async fn delete(
     if client.execute(&statement, &[&id]).await? == 0 {
         return Err(ApiError::not_found("user", id));
     }
+    state.tokens.forget_user(id);
     tracing::info!(deleted_user_id = id, user_id = user.id, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, WIDGET_COLUMNS, Widget, required_text};
-use crate::routes::{created, table_page};
+use crate::routes::{Total, created, table_page};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_TEXT_CHARS: usize = 10_000;
@@ -30,12 +30,15 @@ pub async fn list(
         WIDGET_COLUMNS,
         params.page()?,
         Widget::from_plain_row,
+        |widget| widget.id,
+        // Anyone may ask for the catalogue: its total is counted at most once a second.
+        Total::Cached(&state.catalogue_total),
     )
     .await
 }
 
 pub async fn get(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Widget>> {
-    let client = state.pool.get().await?;
+    let client = state.shared.get().await?;
     let statement = client.prepare_cached(SELECT_ONE).await?;
     let row = client
         .query_opt(&statement, &[&id])
@@ -88,6 +91,7 @@ pub async fn create(
         )
         .await?;
     let widget = Widget::from_plain_row(&row)?;
+    state.catalogue_total.invalidate();
     tracing::info!(widget_id = widget.id, user_id = user.id, "widget created");
     Ok(created(format!("/api/widgets/{}", widget.id), widget))
 }
@@ -168,6 +172,7 @@ pub async fn delete(
     match client.execute(&statement, &[&id]).await {
         Ok(0) => Err(ApiError::not_found("widget", id)),
         Ok(_) => {
+            state.catalogue_total.invalidate();
             tracing::info!(widget_id = id, user_id = user.id, "widget deleted");
             Ok(StatusCode::NO_CONTENT)
         }

@@ -270,3 +270,132 @@ async fn reference_data_lists_the_seeded_statuses() {
         .expect_error(401, "missing_token");
     shop.app.stop().await;
 }
+
+/// `offset` is bounded; deeper pages follow `next` (passed back as `after`), which costs the
+/// same on every page. The catalogue's total is counted at most once a second, but changes made
+/// through the instance show at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_by_cursor_and_bound_offset() {
+    let shop = Shop::open("paging").await;
+    let app = &shop.app;
+    for n in 0..7 {
+        shop.widget(&format!("Part {n}"), 100 + n, 1).await;
+    }
+    let mut names = Vec::new();
+    let mut path = "/api/widgets?limit=3".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = app.get(&path, None).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert_eq!(page.json["total"], 7);
+        pages += 1;
+        for item in page.json["items"].as_array().unwrap() {
+            names.push(item["name"].as_str().unwrap().to_owned());
+        }
+        match page.json["next"].as_str() {
+            Some(next) => path = format!("/api/widgets?limit=3&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..7).map(|n| format!("Part {n}")).collect();
+    assert_eq!(names, expected);
+
+    let deep = app.get("/api/widgets?offset=1001", None).await;
+    deep.expect_error(400, "invalid_field");
+    assert_eq!(deep.field(), Some("offset"));
+    assert_eq!(app.get("/api/widgets?offset=1000", None).await.status, 200);
+    let both = app.get("/api/widgets?offset=2&after=1", None).await;
+    assert_eq!(both.field(), Some("after"), "{}", both.text);
+    let garbage = app.get("/api/widgets?after=abc", None).await;
+    garbage.expect_error(400, "invalid_field");
+    assert_eq!(garbage.field(), Some("after"));
+
+    // A widget added by another instance shows in the total within a second or so; one added
+    // here, at once.
+    shop.tenant
+        .superuser()
+        .await
+        .execute(
+            "INSERT INTO public.widgets (name, price_cents) VALUES ('Elsewhere', 1)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.get("/api/widgets", None).await.json["total"] != 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the total never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    shop.widget("Here", 1, 1).await;
+    assert_eq!(app.get("/api/widgets", None).await.json["total"], 9);
+
+    // Orders page newest first, by cursor as well.
+    let customer = app
+        .post(
+            "/api/customers",
+            Some(&shop.admin),
+            json!({ "first_name": "Pat", "last_name": "Page", "email": "pat@example.com" }),
+        )
+        .await
+        .json["id"]
+        .as_i64()
+        .unwrap();
+    let widget = shop.widget("Stocked", 10, 100).await;
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        let order = app
+            .post(
+                "/api/orders",
+                Some(&shop.admin),
+                json!({ "widget_id": widget, "quantity": 1, "customer_id": customer,
+                        "payment": { "currency": "EUR" } }),
+            )
+            .await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        placed.push(order.json["id"].as_i64().unwrap());
+    }
+    placed.reverse();
+    let mut seen = Vec::new();
+    let mut path = "/api/orders?limit=2".to_owned();
+    loop {
+        let page = app.get(&path, Some(&shop.customer)).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        seen.extend(
+            page.json["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_i64().unwrap()),
+        );
+        match page.json["next"].as_str() {
+            Some(next) => path = format!("/api/orders?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, placed);
+    app.post(
+        "/api/customers",
+        Some(&shop.admin),
+        json!({ "first_name": "Quinn", "last_name": "Page", "email": "quinn@example.com" }),
+    )
+    .await;
+    let customers = app
+        .get("/api/customers?limit=1", Some(&shop.customer))
+        .await;
+    assert_eq!(customers.json["total"], 2);
+    let next = customers.json["next"].as_str().expect("a next page");
+    assert_eq!(next, customers.json["items"][0]["id"].to_string());
+    let last = app
+        .get(
+            &format!("/api/customers?limit=1&after={next}"),
+            Some(&shop.customer),
+        )
+        .await;
+    assert_eq!(last.json["items"][0]["first_name"], "Quinn");
+    assert!(last.json["next"].is_null());
+    shop.app.stop().await;
+}

@@ -158,6 +158,8 @@ impl Tenant {
 /// A store-api served in-process on a free port of 127.0.0.1.
 pub struct App {
     pub addr: SocketAddr,
+    /// Where `/metrics` and `/readyz` are served when the config has `OPS_ADDR`.
+    pub ops_addr: Option<SocketAddr>,
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -182,10 +184,29 @@ impl App {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let router = store_api::router(state.clone());
+        let mut listeners = vec![store_api::Listener {
+            tcp: listener,
+            router: store_api::router(state.clone()),
+            limits: config.connection_limits(),
+            stats: state.metrics.connections.clone(),
+            name: "api",
+        }];
+        let mut ops_addr = None;
+        if let Some(ops) = config.ops_addr {
+            let tcp = TcpListener::bind(ops).await.expect("bind ops");
+            ops_addr = Some(tcp.local_addr().expect("ops addr"));
+            listeners.push(store_api::Listener {
+                tcp,
+                router: store_api::ops_router(state.clone()),
+                limits: config.connection_limits(),
+                stats: Default::default(),
+                name: "ops",
+            });
+        }
+        // As the binary does: without TENANT_NAME the name is read from the database.
+        state.tenant.learn_in_background(state.pool.clone());
         let task = tokio::spawn(store_api::serve(
-            listener,
-            router,
+            listeners,
             async move {
                 let _ = stopped.await;
             },
@@ -193,6 +214,7 @@ impl App {
         ));
         App {
             addr,
+            ops_addr,
             state,
             stop: Some(stop),
             task: Some(task),

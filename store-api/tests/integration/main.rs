@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod catalogue;
 mod errors;
+mod hostile;
 mod operations;
 mod orders;
 mod process;

@@ -120,3 +120,76 @@ async fn readyz_refuses_a_database_without_the_schema() {
     assert_eq!(app.get("/healthz", None).await.status, 200);
     app.stop().await;
 }
+
+/// With `OPS_ADDR`, `/metrics` and `/readyz` are served there only; the API's port keeps
+/// `/healthz`, and its OpenAPI document no longer lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_endpoints_move_to_ops_addr() {
+    let tenant = Tenant::create("opsaddr").await;
+    let app = App::start(config(
+        &tenant.dsn("admin", "disable"),
+        &tenant.name,
+        &[("OPS_ADDR", "127.0.0.1:0")],
+    ))
+    .await;
+    let ops = app.ops_addr.expect("ops listener");
+    for path in ["/metrics", "/readyz"] {
+        app.get(path, None)
+            .await
+            .expect_error(404, "route_not_found");
+        let reply = call(ops, "GET", path, None, None).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+    }
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+    assert_eq!(call(ops, "GET", "/healthz", None, None).await.status, 200);
+    call(ops, "GET", "/api/widgets", None, None)
+        .await
+        .expect_error(404, "route_not_found");
+    let doc = app.get("/api/openapi.json", None).await;
+    let paths = doc.json["paths"].as_object().unwrap();
+    assert!(!paths.contains_key("/metrics") && !paths.contains_key("/readyz"));
+    assert!(paths.contains_key("/healthz"));
+    app.stop().await;
+}
+
+/// Without `TENANT_NAME`, the name the provider recorded for the tenant is used; the variable
+/// still overrides it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_name_comes_from_the_provider_unless_overridden() {
+    let tenant = Tenant::create("named").await;
+    let app = App::start(config(&tenant.dsn("customer", "disable"), "", &[])).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let health = app.get("/healthz", None).await;
+        if health.json["tenant"] == tenant.name.as_str() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tenant name not read: {}",
+            health.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let missing = app.get("/api/widgets/424242", None).await;
+    assert_eq!(missing.json["tenant"], tenant.name.as_str());
+    assert!(
+        app.get("/metrics", None)
+            .await
+            .text
+            .contains("store_api_info{version=")
+    );
+    app.stop().await;
+
+    let renamed = App::start(config(
+        &tenant.dsn("customer", "disable"),
+        "Override Ltd.",
+        &[],
+    ))
+    .await;
+    assert_eq!(
+        renamed.get("/healthz", None).await.json["tenant"],
+        "Override Ltd."
+    );
+    renamed.stop().await;
+}
