@@ -62,7 +62,8 @@ fn serve() -> ExitCode {
         }
     };
     store_api::auth::return_large_allocations();
-    logging::init(config.log_format, config.log_level.clone());
+    // Dropped at the end of this function: the last lines are written out.
+    let _log = logging::init(config.log_format, config.log_level.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
