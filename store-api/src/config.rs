@@ -30,6 +30,7 @@ pub const SIGNIN_WINDOW_SECS: &str = "SIGNIN_WINDOW_SECS";
 pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
 pub const DB_SHARED_CONNECTIONS: &str = "DB_SHARED_CONNECTIONS";
 pub const TOKEN_CACHE_MS: &str = "TOKEN_CACHE_MS";
+pub const WORKER_THREADS: &str = "WORKER_THREADS";
 
 pub const DEFAULT_PORT: u16 = 4001;
 const DEFAULT_POOL_SIZE: usize = 16;
@@ -217,6 +218,8 @@ pub struct Config {
     pub shared_connections: usize,
     /// How long a verified bearer token is remembered (0: every request asks the database).
     pub token_cache: Duration,
+    /// Threads serving requests (Argon2 runs on others).
+    pub worker_threads: usize,
 }
 
 impl Config {
@@ -232,6 +235,14 @@ impl Config {
             keep_alive_timeout: self.keep_alive_timeout,
         }
     }
+}
+
+/// Half the CPUs, at least one. A request costs store-api some 25 µs of CPU, most of it in the
+/// kernel's socket calls, so one thread serves tens of thousands a second; every further thread
+/// adds wake-ups between threads, and the CPUs are also wanted by the kernel's network work (and,
+/// on the same machine, by the database).
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// File descriptors kept for everything but client connections: the pool, the listeners, the
@@ -425,7 +436,12 @@ impl Config {
                 MAX_TOKEN_CACHE.as_millis() as u64,
             )?),
         };
+        let worker_threads = match get(WORKER_THREADS) {
+            None => default_worker_threads(),
+            Some(value) => number(WORKER_THREADS, &value, 1, 256)? as usize,
+        };
         Ok(Config {
+            worker_threads,
             database,
             host,
             port,
@@ -684,6 +700,7 @@ mod tests {
             (TRUSTED_PROXIES, "10.0.0.0/33"),
             (TRUSTED_PROXIES, "proxy.internal"),
             (TOKEN_CACHE_MS, "5000"),
+            (WORKER_THREADS, "0"),
         ] {
             let error = config(&[(DATABASE_DSN, KV), (name, value)])
                 .unwrap_err()
@@ -704,6 +721,7 @@ mod tests {
         assert_eq!(config.sign_in.window, Duration::from_secs(900));
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.token_cache, MAX_TOKEN_CACHE);
+        assert!(config.worker_threads >= 1);
         let limits = config.connection_limits();
         assert!((1..=DEFAULT_MAX_CONNECTIONS).contains(&limits.max_connections));
         assert!(open_file_limit().is_some());

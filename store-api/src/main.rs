@@ -65,6 +65,7 @@ fn serve() -> ExitCode {
     // Dropped at the end of this function: the last lines are written out.
     let _log = logging::init(config.log_format, config.log_level.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
         .enable_all()
         .build()
     {
