@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::auth::{Hasher, TokenCache};
 use crate::config::{Config, IpNet};
 use crate::db::{self, PoolBuildError, SharedClients};
-use crate::error::{ApiError, REQUEST, RequestContext};
+use crate::error::{ApiError, REQUEST, RequestContext, RequestId};
 use crate::metrics::Metrics;
 use crate::routes::{
     CachedCount, customers, operations, orders, reference, session, users, widgets,
@@ -29,9 +29,21 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// What every handler can reach. Cheap to clone (axum clones it per request).
+/// What every handler can reach. One reference count to clone: axum clones the state several
+/// times per request, and ten counters bumped on both cores would cost more than the handler.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
     pub pool: Pool,
     /// Pool connections shared by many requests' single statements (see [`SharedClients`]).
     pub shared: Arc<SharedClients>,
@@ -57,7 +69,7 @@ impl AppState {
             Some(name) => TenantName::fixed(name),
             None => TenantName::unknown(config.database.pg.get_dbname().unwrap_or("?")),
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             shared: Arc::new(SharedClients::new(pool.clone(), config.shared_connections)),
             pool,
             tenant: Arc::new(tenant),
@@ -70,7 +82,7 @@ impl AppState {
             trusted_proxies: config.trusted_proxies.clone().into(),
             catalogue_total: Arc::new(CachedCount::new(Duration::from_secs(1))),
             separate_ops: config.ops_addr.is_some(),
-        })
+        })))
     }
 }
 
@@ -152,37 +164,32 @@ async fn wrong_method() -> ApiError {
 /// Request id, timeout, span, metrics and the one log line per request.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id: Arc<str> = request
+    let client_id = request
         .headers()
         .get(&REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map(Arc::from)
-        .unwrap_or_else(|| Arc::from(format!("{:016x}", rand::random::<u64>())));
+        .filter(|value| RequestId::from_client(value.as_bytes()).is_some())
+        .cloned();
+    let request_id = match &client_id {
+        Some(value) => RequestId::from_client(value.as_bytes()).unwrap_or_else(RequestId::random),
+        None => RequestId::random(),
+    };
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("-", MatchedPath::as_str);
     let tenant = state.tenant.get().clone();
     let span = tracing::info_span!(
         "request",
         tenant = %tenant,
         request_id = %request_id,
         method = %method,
-        route = route.as_deref().unwrap_or("-"),
+        route,
     );
-    // The path, not the URI: query strings carry search terms, which are personal data.
-    let path = request.uri().path().to_owned();
+    // The path, not the URI: query strings carry search terms, which are personal data. The
+    // URI is shared with the request, not copied.
+    let uri = request.uri().clone();
     let timeout = state.request_timeout;
     let context = RequestContext {
-        request_id: request_id.clone(),
+        request_id,
         tenant,
         deadline: started + timeout,
     };
@@ -204,19 +211,22 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .await;
     let elapsed = started.elapsed();
     let status = response.status();
-    state.metrics.record(
-        method.as_str(),
-        route.as_deref().unwrap_or("unmatched"),
-        status.as_u16(),
-        elapsed,
-    );
+    let metric_route = if route == "-" { "unmatched" } else { route };
+    state
+        .metrics
+        .record(method.as_str(), metric_route, status.as_u16(), elapsed);
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    let path = uri.path();
     if status.is_server_error() {
         tracing::warn!(parent: &span, status = status.as_u16(), elapsed_ms, path, "request failed");
     } else {
         tracing::info!(parent: &span, status = status.as_u16(), elapsed_ms, path, "request");
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    let header = match client_id {
+        Some(value) => Some(value),
+        None => HeaderValue::from_str(request_id.as_str()).ok(),
+    };
+    if let Some(value) = header {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response

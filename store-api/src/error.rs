@@ -16,10 +16,59 @@ use serde::Serialize;
 
 use crate::db::{self, Failure};
 
+/// A request's id: the client's `X-Request-Id` when it is up to 64 safe characters, else 16
+/// random hex digits. Kept inline: no allocation per request.
+#[derive(Clone, Copy)]
+pub struct RequestId {
+    bytes: [u8; 64],
+    len: u8,
+}
+
+impl RequestId {
+    /// The client's id, if it is fit to repeat in logs and headers.
+    pub fn from_client(value: &[u8]) -> Option<RequestId> {
+        if value.is_empty()
+            || value.len() > 64
+            || !value
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        {
+            return None;
+        }
+        let mut bytes = [0u8; 64];
+        bytes[..value.len()].copy_from_slice(value);
+        Some(RequestId {
+            bytes,
+            len: value.len() as u8,
+        })
+    }
+
+    pub fn random() -> RequestId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = [0u8; 64];
+        let value: u64 = rand::random();
+        for (index, byte) in bytes[..16].iter_mut().enumerate() {
+            *byte = HEX[((value >> (60 - 4 * index)) & 0xf) as usize];
+        }
+        RequestId { bytes, len: 16 }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII was ever stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the request middleware knows about the request being served, for error bodies.
 #[derive(Clone)]
 pub struct RequestContext {
-    pub request_id: Arc<str>,
+    pub request_id: RequestId,
     pub tenant: Arc<str>,
     /// When the request timeout ends the request.
     pub deadline: std::time::Instant,
@@ -233,7 +282,7 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
-                request_id: context.as_ref().map(|c| &*c.request_id),
+                request_id: context.as_ref().map(|c| c.request_id.as_str()),
             },
             tenant: context.as_ref().map(|c| &*c.tenant),
         };
@@ -277,5 +326,20 @@ mod tests {
             Some("email")
         );
         assert_eq!(field_of_constraint("customers_email_key"), None);
+    }
+
+    #[test]
+    fn request_ids_are_safe_to_repeat() {
+        assert_eq!(
+            RequestId::from_client(b"client-abc.123").map(|id| id.as_str().to_owned()),
+            Some("client-abc.123".to_owned())
+        );
+        assert!(RequestId::from_client(b"a b").is_none());
+        assert!(RequestId::from_client(&[b'a'; 65]).is_none());
+        assert!(RequestId::from_client(b"").is_none());
+        let random = RequestId::random();
+        assert_eq!(random.as_str().len(), 16);
+        assert!(random.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(random.as_str(), RequestId::random().as_str());
     }
 }

@@ -13,9 +13,13 @@ pub struct Timestamp(pub SystemTime);
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&rfc3339(self.0))
+        let mut buffer = [0u8; RFC3339_MAX];
+        serializer.serialize_str(write_rfc3339(self.0, &mut buffer))
     }
 }
+
+/// The longest [`rfc3339`] text: a signed six-digit year at most.
+const RFC3339_MAX: usize = 32;
 
 impl<'a> tokio_postgres::types::FromSql<'a> for Timestamp {
     fn from_sql(
@@ -31,6 +35,12 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Timestamp {
 }
 
 pub fn rfc3339(time: SystemTime) -> String {
+    let mut buffer = [0u8; RFC3339_MAX];
+    write_rfc3339(time, &mut buffer).to_owned()
+}
+
+/// [`rfc3339`] into a stack buffer (every response carries two timestamps per row).
+fn write_rfc3339(time: SystemTime, buffer: &mut [u8; RFC3339_MAX]) -> &str {
     let (secs, micros) = match time.duration_since(UNIX_EPOCH) {
         Ok(since) => (since.as_secs() as i64, since.subsec_micros()),
         Err(before) => {
@@ -47,12 +57,40 @@ pub fn rfc3339(time: SystemTime) -> String {
     let days = secs.div_euclid(86_400);
     let of_day = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
+    let mut at = 0;
+    if (0..=9999).contains(&year) {
+        at = put_digits(buffer, at, year as u64, 4);
+    } else {
+        // Outside what timestamptz stores in practice; keep it readable anyway.
+        let text = format!("{year:+07}");
+        let len = text.len().min(8);
+        buffer[..len].copy_from_slice(&text.as_bytes()[..len]);
+        at = len;
+    }
+    for (separator, value, width) in [
+        (b'-', u64::from(month), 2),
+        (b'-', u64::from(day), 2),
+        (b'T', (of_day / 3600) as u64, 2),
+        (b':', (of_day % 3600 / 60) as u64, 2),
+        (b':', (of_day % 60) as u64, 2),
+        (b'.', u64::from(micros), 6),
+    ] {
+        buffer[at] = separator;
+        at = put_digits(buffer, at + 1, value, width);
+    }
+    buffer[at] = b'Z';
+    at += 1;
+    // Only ASCII digits and separators were written.
+    std::str::from_utf8(&buffer[..at]).unwrap_or("")
+}
+
+/// `value` as `width` decimal digits at `at`; where the next byte goes.
+fn put_digits(buffer: &mut [u8], at: usize, mut value: u64, width: usize) -> usize {
+    for index in (at..at + width).rev() {
+        buffer[index] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    at + width
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -490,6 +528,12 @@ mod tests {
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
         let before = UNIX_EPOCH - Duration::from_micros(1);
         assert_eq!(rfc3339(before), "1969-12-31T23:59:59.999999Z");
+        let end = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+        assert_eq!(rfc3339(end), "9999-12-31T23:59:59.000000Z");
+        assert_eq!(
+            serde_json::to_string(&Timestamp(t)).unwrap(),
+            "\"2025-01-31T09:04:05.123456Z\""
+        );
     }
 
     #[test]

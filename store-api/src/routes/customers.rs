@@ -1,6 +1,5 @@
 //! Customers: any signed-in user may read them; admins and developers add them.
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
@@ -11,6 +10,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{CUSTOMER_COLUMNS, Customer, List, PageParams, email, required_text};
+use crate::routes::Json;
 use crate::routes::created;
 
 const MAX_NAME_CHARS: usize = 100;

@@ -11,7 +11,6 @@ pub mod widgets;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -160,6 +159,33 @@ impl CachedCount {
         state.generation += 1;
         state.value = None;
         state.refreshing = None;
+    }
+}
+
+/// A JSON response body. Unlike axum's, it is written into a buffer sized for a typical answer
+/// (no growing and copying on the way) and handed to hyper as is.
+pub struct Json<T>(pub T);
+
+/// Most answers (a widget, an order with what it refers to, an error) fit; lists grow once.
+const JSON_CAPACITY: usize = 1024;
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(JSON_CAPACITY);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(error) => {
+                tracing::error!(%error, "a response could not be written as JSON");
+                crate::error::ApiError::internal().into_response()
+            }
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! Orders: placing one is a single database transaction (payment row, order row, stock
 //! decrement), so a failure at any step leaves nothing behind.
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
@@ -20,6 +19,7 @@ use crate::model::{
     CUSTOMER_COLUMNS, Customer, List, Order, OrderDetail, PageParams, Transaction, WIDGET_COLUMNS,
     Widget, time_id_cursor,
 };
+use crate::routes::Json;
 use crate::routes::created;
 use crate::routes::customers::NewCustomer;
 

@@ -1,6 +1,5 @@
 //! Reference data: the order and payment statuses the schema seeds.
 
-use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
@@ -8,6 +7,7 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiResult;
 use crate::model::Status;
+use crate::routes::Json;
 
 #[derive(Debug, Serialize)]
 pub struct StatusList {

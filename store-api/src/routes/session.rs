@@ -1,6 +1,5 @@
 //! Signing in and out: bearer tokens for application users.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -10,6 +9,7 @@ use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientAddress};
 use crate::model::{Timestamp, User};
+use crate::routes::Json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,5 @@
 //! Application users (people who sign in to the store), managed by admins.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,6 +10,7 @@ use crate::auth::{self, AuthUser, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, USER_COLUMNS, User, email, required_text};
+use crate::routes::Json;
 use crate::routes::{Total, created, table_page};
 
 const MAX_NAME_CHARS: usize = 100;

@@ -1,6 +1,5 @@
 //! The catalogue: anyone may read it; only admins change it.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,12 +10,15 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, WIDGET_COLUMNS, Widget, required_text};
+use crate::routes::Json;
 use crate::routes::{Total, created, table_page};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_TEXT_CHARS: usize = 10_000;
 
-/// The hottest statement of the service: spelled out so no string is built per request.
+/// The hottest statement of the service: spelled out so no string is built per request. It runs
+/// on a shared connection, pipelined with the other requests' statements (see
+/// [`crate::db::SharedClients`]).
 pub const SELECT_ONE: &str = "SELECT id, name, description, inventory_level, price_cents, image, \
                           created_at, updated_at FROM public.widgets WHERE id = $1";
 
