@@ -5,15 +5,20 @@
 #
 #   reads   GET /api/widgets/{id} (random id)      vs  pgbench: the handler's SELECT
 #   orders  POST /api/orders (random widget and    vs  pgbench: the token lookup, BEGIN, customer, stock
-#           customer, quantity 1)                      decrement, payment+order insert, COMMIT
+#           customer, quantity 1)                      decrement, payment+order insert, COMMIT (the naive
+#                                                      sequence, one round trip per statement)
+#
+# An extra line runs store-api's own one-statement order directly (pgbench, no token lookup): the
+# database's rate for what the API does, so the HTTP layer's share shows.
 #
 # Prints requests/s, p50 and p99 latency for each side and the ratio API ÷ pgbench (figures on stdout,
 # progress on stderr). The load generator is wrk (installed with apt-get when missing); store-api runs
-# with LOG_LEVEL=warn so the figures measure the service rather than a log file.
+# with LOG_LEVEL=warn (BENCH_LOG_LEVEL) so the figures measure the service rather than a log file;
+# BENCH_LOG_LEVEL=info writes the access log (to a file) as in production.
 #
 # Knobs: BENCH_CONNECTIONS (8: wrk connections, store-api pool size, pgbench clients), BENCH_SECONDS (10 per
-# run), BENCH_WIDGETS (1000), BENCH_CUSTOMERS (1000), PG_BINDIR (newest /usr/lib/postgresql/*/bin),
-# CARGO_TARGET_DIR. BENCH_KEEP=1 keeps the working directory.
+# run), BENCH_WIDGETS (1000), BENCH_CUSTOMERS (1000), BENCH_LOG_LEVEL (warn), PG_BINDIR (newest
+# /usr/lib/postgresql/*/bin), CARGO_TARGET_DIR. BENCH_KEEP=1 keeps the working directory.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -23,6 +28,7 @@ SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 WIDGETS="${BENCH_WIDGETS:-1000}"
 CUSTOMERS="${BENCH_CUSTOMERS:-1000}"
 CARGO="${CARGO:-cargo}"
+LOG_LEVEL_API="${BENCH_LOG_LEVEL:-warn}"
 # Load-generator threads: two (the cores), never more than the connections.
 THREADS=$((CONNECTIONS < 2 ? CONNECTIONS : 2))
 
@@ -94,7 +100,7 @@ api_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
     echo $((20000 + RANDOM % 20000)))"
 say "starting store-api on 127.0.0.1:$api_port (pool $CONNECTIONS)"
 DATABASE_DSN="$BENCH_DSN" TENANT_NAME="$BENCH_TENANT" API_HOST=127.0.0.1 API_PORT="$api_port" \
-    DB_POOL_SIZE="$CONNECTIONS" LOG_LEVEL=warn "$STORE_API" 2>"$work/store-api.log" &
+    DB_POOL_SIZE="$CONNECTIONS" LOG_LEVEL="$LOG_LEVEL_API" "$STORE_API" 2>"$work/store-api.log" &
 api_pid=$!
 for _ in $(seq 1 200); do
     API_PORT="$api_port" "$STORE_API" healthcheck && break
@@ -178,6 +184,8 @@ run_wrk orders "$work/orders.lua" /api/orders
 api_orders=("$rps" "$p50" "$p99" "$errors")
 run_pgbench orders "$work/pgbench-orders.sql" "$work/pgbench-orders.defines"
 pg_orders=("$tps" "$p50" "$p99" "$failures")
+run_pgbench orders-one "$work/pgbench-orders-one.sql" "$work/pgbench-orders.defines"
+pg_orders_one=("$tps" "$p50" "$p99" "$failures")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
@@ -188,5 +196,7 @@ printf '%-32s %10s %9s %9s %8s\n' "GET /api/widgets/{id}" "${api_reads[@]}"
 printf '%-32s %10s %9s %9s %8s\n' "pgbench: same SELECT" "${pg_reads[@]}"
 printf '%-32s %10s %9s %9s %8s\n' "POST /api/orders" "${api_orders[@]}"
 printf '%-32s %10s %9s %9s %8s\n' "pgbench: same transaction" "${pg_orders[@]}"
-printf 'ratio API / pgbench: reads %s, orders %s\n' \
-    "$(ratio "${api_reads[0]}" "${pg_reads[0]}")" "$(ratio "${api_orders[0]}" "${pg_orders[0]}")"
+printf '%-32s %10s %9s %9s %8s\n' "pgbench: API's one statement" "${pg_orders_one[@]}"
+printf 'ratio API / pgbench: reads %s, orders %s (orders vs the one statement: %s)\n' \
+    "$(ratio "${api_reads[0]}" "${pg_reads[0]}")" "$(ratio "${api_orders[0]}" "${pg_orders[0]}")" \
+    "$(ratio "${api_orders[0]}" "${pg_orders_one[0]}")"

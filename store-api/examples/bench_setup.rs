@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use store_api::auth::{hash_password, new_token, token_hash};
 use store_api::model::{CUSTOMER_COLUMNS, WIDGET_COLUMNS};
+use store_api::routes::orders::place_for_customer;
 use store_api::routes::widgets::SELECT_ONE;
 use usualstore_tenancy::{
     RoleNames, Server, ServicePlan, TenantSpec, create_tenant, quote_ident, quote_literal,
@@ -218,6 +219,40 @@ async fn main() -> Result<(), Box<dyn Error>> {
     )?;
     writeln!(orders, "COMMIT;")?;
     std::fs::write(out_dir.join("pgbench-orders.sql"), orders)?;
+
+    // An extra, faster baseline: store-api's own order statement (one round trip), run directly.
+    let mut one = String::new();
+    writeln!(one, "\\set wid random(1, {widgets})")?;
+    writeln!(one, "\\set cid random(1, {customers})")?;
+    writeln!(one, "\\set qty 1")?;
+    writeln!(one, "\\set amount {PRICE_CENTS}")?;
+    writeln!(one, "\\set month 12")?;
+    writeln!(one, "\\set year 2030")?;
+    writeln!(one, "\\set left 15")?;
+    writeln!(
+        one,
+        "{};",
+        with_variables(
+            place_for_customer(),
+            &[
+                "wid",
+                "qty",
+                "amount",
+                "currency",
+                "lastfour",
+                "returncode",
+                "month",
+                "year",
+                "intent",
+                "method",
+                "paystatus",
+                "orderstatus",
+                "left",
+                "cid",
+            ]
+        )
+    )?;
+    std::fs::write(out_dir.join("pgbench-orders-one.sql"), one)?;
     // pgbench's \set takes numbers only; strings come in as -D definitions.
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     let defines = [

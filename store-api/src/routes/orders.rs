@@ -371,6 +371,11 @@ static PLACE_FOR_CUSTOMER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The statement of an order for a known customer (for `make bench`'s extra baseline).
+pub fn place_for_customer() -> &'static str {
+    &PLACE_FOR_CUSTOMER
+}
+
 /// An order for a customer found by e-mail or added ($14 email, $15 first name, $16 last name).
 /// The customer is added only once the stock is taken (`FROM w`), so a refused order adds no
 /// customer, and every order locks the widget before it adds a customer (no deadlock between
