@@ -237,12 +237,13 @@ impl Config {
     }
 }
 
-/// Half the CPUs, at least one. A request costs store-api some 25 µs of CPU, most of it in the
-/// kernel's socket calls, so one thread serves tens of thousands a second; every further thread
-/// adds wake-ups between threads, and the CPUs are also wanted by the kernel's network work (and,
-/// on the same machine, by the database).
+/// One per CPU. With the cores to itself (two of them, shared with the database and the load
+/// generator in `make bench`), one thread serves reads with about a quarter less CPU per request,
+/// because two spend it waking each other; but a single thread stalls every request whenever the
+/// scheduler runs something else, and under outside load two threads served more and with far
+/// shorter tails. The robust choice is the default; `WORKER_THREADS=1` suits a small dedicated box.
 fn default_worker_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// File descriptors kept for everything but client connections: the pool, the listeners, the

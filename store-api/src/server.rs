@@ -130,22 +130,20 @@ async fn accept_loop(
         stats,
         name,
     } = listener;
-    let mut warned_full = false;
+    // At most one warning a minute, however often the limit is reached.
+    let mut last_warning: Option<Instant> = None;
     loop {
         // A free slot first: at the limit nothing is accepted, so no descriptor is taken.
         let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                warned_full = false;
-                permit
-            }
+            Ok(permit) => permit,
             Err(_) => {
-                if !warned_full {
+                if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                     tracing::warn!(
                         listener = name,
                         max_connections = limits.max_connections,
                         "connection limit reached; new connections wait until one closes"
                     );
-                    warned_full = true;
+                    last_warning = Some(Instant::now());
                 }
                 tokio::select! {
                     permit = permits.clone().acquire_owned() => match permit {
@@ -173,7 +171,10 @@ async fn accept_loop(
                 ) {
                     // Out of descriptors or memory: give the process a moment instead of
                     // spinning on the same error.
-                    tracing::warn!(listener = name, %error, "cannot accept a connection");
+                    if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                        tracing::warn!(listener = name, %error, "cannot accept a connection");
+                        last_warning = Some(Instant::now());
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 continue;
