@@ -476,6 +476,9 @@ services:
       DATABASE_DSN: "\${DATABASE_DSN:?run customers/$KEY-deploy.sh --compose-up, which sets it from the Terraform output api_dsn}"
       API_PORT: "$CONTAINER_PORT"
       TENANT_NAME: $(yaml_string "$(compose_literal "$COMPANY")")
+      # /readyz and /metrics live here, not on the published API port; expose it only to the
+      # monitoring network (e.g. "127.0.0.1:<port>:4002" for a Prometheus on this host).
+      OPS_ADDR: "0.0.0.0:4002"
     ports:
       - "$API_PORT:$CONTAINER_PORT"
     extra_hosts:

@@ -9,6 +9,7 @@ use tokio_postgres::config::Host;
 use tracing_subscriber::filter::Targets;
 
 pub const DATABASE_DSN: &str = "DATABASE_DSN";
+pub const DATABASE_PASSWORD_FILE: &str = "DATABASE_PASSWORD_FILE";
 pub const API_PORT: &str = "API_PORT";
 pub const API_HOST: &str = "API_HOST";
 pub const TENANT_NAME: &str = "TENANT_NAME";
@@ -279,11 +280,7 @@ impl Config {
     /// Reads settings through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let dsn = get(DATABASE_DSN).ok_or(ConfigError::Missing {
-            name: DATABASE_DSN,
-            hint: " (a libpq key/value DSN or a postgres:// URL)",
-        })?;
-        let database = database_config(&dsn, allow_cleartext(&get)?)?;
+        let database = database_settings(&get)?;
         let tenant_name = get(TENANT_NAME).map(|name| name.trim().to_owned());
         if tenant_name
             .as_deref()
@@ -473,11 +470,46 @@ pub fn database_from_env() -> Result<DatabaseConfig, ConfigError> {
             .ok()
             .filter(|value| !value.trim().is_empty())
     };
+    database_settings(&get)
+}
+
+/// `DATABASE_DSN`, with the password from `DATABASE_PASSWORD_FILE` when the DSN carries none (a
+/// login whose password Terraform keeps write-only: its DSN has no password, and the operator
+/// mounts the password as a secret file).
+fn database_settings(get: &impl Fn(&str) -> Option<String>) -> Result<DatabaseConfig, ConfigError> {
     let dsn = get(DATABASE_DSN).ok_or(ConfigError::Missing {
         name: DATABASE_DSN,
         hint: " (a libpq key/value DSN or a postgres:// URL)",
     })?;
-    database_config(&dsn, allow_cleartext(&get)?)
+    let mut database = database_config(&dsn, allow_cleartext(get)?)?;
+    if let Some(path) = get(DATABASE_PASSWORD_FILE) {
+        if database.pg.get_password().is_some() {
+            return Err(invalid(
+                DATABASE_PASSWORD_FILE,
+                "is set, but DATABASE_DSN carries a password too; give the password one way",
+            ));
+        }
+        database.pg.password(read_password_file(path.trim())?);
+    }
+    Ok(database)
+}
+
+/// The first line of the file, without its line ending. Errors name the file, never its content.
+fn read_password_file(path: &str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        invalid(
+            DATABASE_PASSWORD_FILE,
+            &format!("cannot read {path:?}: {error}"),
+        )
+    })?;
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        return Err(invalid(
+            DATABASE_PASSWORD_FILE,
+            &format!("{path:?} holds no password (its first line is empty)"),
+        ));
+    }
+    Ok(password.to_owned())
 }
 
 /// `DATABASE_ALLOW_CLEARTEXT_PASSWORD`: off unless said.
@@ -648,6 +680,36 @@ mod tests {
         assert_eq!(url.port, 8080);
         assert_eq!(url.pool_size, 4);
         assert_eq!(url.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn a_dsn_without_a_password_takes_it_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("store-api-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("password");
+        std::fs::write(&file, "kept in a secret store\n").unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let without = "host=h user=u dbname=d sslmode=disable";
+        let read = config(&[(DATABASE_DSN, without), (DATABASE_PASSWORD_FILE, &path)]).unwrap();
+        assert_eq!(
+            read.database.pg.get_password(),
+            Some(&b"kept in a secret store"[..])
+        );
+
+        let both = config(&[(DATABASE_DSN, KV), (DATABASE_PASSWORD_FILE, &path)]).unwrap_err();
+        assert!(
+            both.to_string()
+                .starts_with("DATABASE_PASSWORD_FILE is invalid"),
+            "{both}"
+        );
+        std::fs::write(&file, "\nsecond line\n").unwrap();
+        let empty =
+            config(&[(DATABASE_DSN, without), (DATABASE_PASSWORD_FILE, &path)]).unwrap_err();
+        assert!(empty.to_string().contains("holds no password"), "{empty}");
+        assert!(!empty.to_string().contains("second line"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let gone = config(&[(DATABASE_DSN, without), (DATABASE_PASSWORD_FILE, &path)]).unwrap_err();
+        assert!(gone.to_string().contains("cannot read"), "{gone}");
     }
 
     #[test]

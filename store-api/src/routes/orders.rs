@@ -639,7 +639,10 @@ async fn settle(
         .await?;
     let order_params: [&(dyn ToSql + Sync); 2] = [&id, &status];
     let payment_params: [&(dyn ToSql + Sync); 1] = [&transaction_id];
+    // In a transaction: polled in the order sent, so the error is the first statement's rather
+    // than the second's "transaction is aborted".
     tokio::try_join!(
+        biased;
         transaction.execute(&set_order, &order_params),
         transaction.execute(&set_payment, &payment_params),
     )?;
