@@ -117,166 +117,219 @@ fn expect_changes(plan: Plan, what: &str) -> String {
     }
 }
 
-fn users_lifecycle(terraform: &Terraform) {
-    let a = pg::unique_name("ua");
-    let b = pg::unique_name("ub");
-    let hostile_password = "it's a \"pass\" \\ with $pace";
-    let mut users = vec![
-        User {
-            label: "admin",
-            tenant_label: "a",
-            username: format!("{a}_adm"),
-            role: "admin",
-            password: Some(hostile_password),
-        },
-        User {
-            label: "dev",
-            tenant_label: "a",
-            username: format!("{a}_dev"),
-            role: "developer",
-            password: None,
-        },
-        User {
-            label: "cust",
-            tenant_label: "a",
-            username: format!("{a}_cust"),
-            role: "customer",
-            password: None,
-        },
-        User {
-            label: "b_admin",
-            tenant_label: "b",
-            username: format!("{b}_adm"),
-            role: "admin",
-            password: None,
-        },
-    ];
-    let tenants = [("a", a.as_str()), ("b", b.as_str())];
-    let workdir = Workdir::new(terraform, &config(&tenants, &users));
-    workdir.init();
-    let applied = workdir.apply(&[]);
-    assert!(
-        !applied.combined().contains(hostile_password),
-        "the password appears in apply output"
-    );
-    workdir.assert_no_changes();
+/// Four users of two tenants through their whole life, one named step at a time.
+struct UsersScenario<'t> {
+    terraform: &'t Terraform,
+    a: String,
+    b: String,
+    users: Vec<User<'static>>,
+    workdir: Workdir,
+}
 
-    let values = |label: &str| workdir.resource_values(&format!("usualstore_tenant_user.{label}"));
-    for user in &users {
-        let v = values(user.label);
-        assert_eq!(
-            string_value(&v, "id"),
-            format!(
-                "{}/{}",
-                if user.tenant_label == "a" { &a } else { &b },
-                user.username
-            )
-        );
-        let password = string_value(&v, "password");
-        match user.password {
-            Some(p) => assert_eq!(password, p),
-            None => assert_eq!(password.len(), 32, "generated password"),
-        }
-        let dsn = string_value(&v, "dsn");
-        let url = string_value(&v, "url");
-        assert_powers(&dsn, user.role, &format!("{}kv", user.label));
-        assert_powers(&url, user.role, &format!("{}url", user.label));
-    }
-    // Isolation: tenant A's admin, pointed at tenant B, is refused.
-    let a_admin_dsn = string_value(&values("admin"), "dsn");
-    let to_b = a_admin_dsn.replace(&format!("dbname='{a}'"), &format!("dbname='{b}'"));
-    assert_ne!(to_b, a_admin_dsn);
-    let refused = connect(&to_b).expect_err("tenant A's admin reached tenant B");
-    assert_eq!(refused.code().map(|c| c.code()), Some(DENIED));
+const HOSTILE_PASSWORD: &str = "it's a \"pass\" \\ with $pace";
 
-    // Role switch and password rotation, in place.
-    let old_admin_dsn = a_admin_dsn;
-    users[1].role = "admin";
-    users[0].password = Some("rotated password 2");
-    workdir.set_config(&config(&tenants, &users));
-    let changes = expect_changes(workdir.plan_detailed(), "role and password changed");
-    assert!(changes.contains("2 to change, 0 to destroy"), "{changes}");
-    assert!(
-        !changes.contains("rotated password 2"),
-        "the password appears in the plan:\n{changes}"
-    );
-    workdir.apply(&[]);
-    assert_powers(&string_value(&values("dev"), "dsn"), "admin", "devpromoted");
-    assert!(
-        connect(&old_admin_dsn).is_err(),
-        "the old password still works"
-    );
-    assert_powers(&string_value(&values("admin"), "dsn"), "admin", "rotated");
-    workdir.assert_no_changes();
-
-    // Drift behind Terraform's back: password, membership, flags; and a dropped user.
-    let su = Db::postgres();
-    su.batch(&format!(
-        "ALTER ROLE {dev} PASSWORD 'changed-elsewhere' CREATEDB; REVOKE {group} FROM {dev}; \
-         GRANT {other} TO {cust}",
-        dev = quote_ident(&users[1].username),
-        group = quote_ident(&format!("{a}_admin")),
-        other = quote_ident(&format!("{b}_customer")),
-        cust = quote_ident(&users[2].username),
-    ));
-    su.batch(&format!("DROP ROLE {}", quote_ident(&users[3].username)));
-    let changes = expect_changes(workdir.plan_detailed(), "drift");
-    assert!(
-        changes.contains("1 to add, 2 to change, 0 to destroy"),
-        "{changes}"
-    );
-    workdir.apply(&[]);
-    workdir.assert_no_changes();
-    assert_powers(&string_value(&values("dev"), "dsn"), "admin", "devrepaired");
-    let cust_dsn = string_value(&values("cust"), "dsn");
-    assert_powers(&cust_dsn, "customer", "custrepaired");
-    let cust_to_b = cust_dsn.replace(&format!("dbname='{a}'"), &format!("dbname='{b}'"));
-    assert!(
-        connect(&cust_to_b).is_err(),
-        "the foreign membership survived the repair"
-    );
-    assert_powers(
-        &string_value(&values("b_admin"), "dsn"),
-        "admin",
-        "recreated",
-    );
-
-    // Import into a fresh state: the password cannot be read back, so the next apply sets one.
-    // The tenant is given by name, so this state needs no tenant resource.
-    let imported = Workdir::new(
-        terraform,
-        &format!(
-            "{}resource \"usualstore_tenant_user\" \"cust\" {{\n  tenant = {}\n  username = {}\n  \
-             role = \"customer\"\n  email = \"cust@example.com\"\n}}\n",
-            hcl::provider_config(""),
-            hcl::string(&a),
-            hcl::string(&users[2].username)
-        ),
-    );
-    imported.init();
-    imported.import(
-        "usualstore_tenant_user.cust",
-        &format!("{a}/{}", users[2].username),
-    );
-    let changes = expect_changes(imported.plan_detailed(), "imported user gets a password");
-    assert!(
-        changes.contains("0 to add, 1 to change, 0 to destroy"),
-        "{changes}"
-    );
-    let imported_values = imported.resource_values("usualstore_tenant_user.cust");
-    assert_eq!(imported_values["role"], "customer");
-    assert_eq!(imported_values["email"], "cust@example.com");
-    drop(imported);
-
-    workdir.destroy();
-    for user in &users {
+impl<'t> UsersScenario<'t> {
+    /// An admin with a hostile given password, a developer and a customer of tenant A, an admin
+    /// of tenant B; the rest generated.
+    fn create(terraform: &'t Terraform) -> Self {
+        let a = pg::unique_name("ua");
+        let b = pg::unique_name("ub");
+        let user = |label, tenant_label, username: String, role, password| User {
+            label,
+            tenant_label,
+            username,
+            role,
+            password,
+        };
+        let users = vec![
+            user(
+                "admin",
+                "a",
+                format!("{a}_adm"),
+                "admin",
+                Some(HOSTILE_PASSWORD),
+            ),
+            user("dev", "a", format!("{a}_dev"), "developer", None),
+            user("cust", "a", format!("{a}_cust"), "customer", None),
+            user("b_admin", "b", format!("{b}_adm"), "admin", None),
+        ];
+        let workdir = Workdir::new(terraform, &config(&[("a", &a), ("b", &b)], &users));
+        let scenario = UsersScenario {
+            terraform,
+            a,
+            b,
+            users,
+            workdir,
+        };
+        scenario.workdir.init();
+        let applied = scenario.workdir.apply(&[]);
         assert!(
-            !pg::role_exists(&user.username),
-            "{} survived destroy",
-            user.username
+            !applied.combined().contains(HOSTILE_PASSWORD),
+            "the password appears in apply output"
         );
+        scenario.workdir.assert_no_changes();
+        scenario
     }
-    assert!(!pg::database_exists(&a) && !pg::database_exists(&b));
+
+    fn config(&self) -> String {
+        config(
+            &[("a", self.a.as_str()), ("b", self.b.as_str())],
+            &self.users,
+        )
+    }
+
+    fn values(&self, label: &str) -> Value {
+        self.workdir
+            .resource_values(&format!("usualstore_tenant_user.{label}"))
+    }
+
+    fn dsn(&self, label: &str) -> String {
+        string_value(&self.values(label), "dsn")
+    }
+
+    fn every_dsn_and_url_has_its_roles_powers(&self) {
+        for user in &self.users {
+            let v = self.values(user.label);
+            let tenant = if user.tenant_label == "a" {
+                &self.a
+            } else {
+                &self.b
+            };
+            assert_eq!(
+                string_value(&v, "id"),
+                format!("{tenant}/{}", user.username)
+            );
+            let password = string_value(&v, "password");
+            match user.password {
+                Some(p) => assert_eq!(password, p),
+                None => assert_eq!(password.len(), 32, "generated password"),
+            }
+            assert_powers(
+                &string_value(&v, "dsn"),
+                user.role,
+                &format!("{}kv", user.label),
+            );
+            assert_powers(
+                &string_value(&v, "url"),
+                user.role,
+                &format!("{}url", user.label),
+            );
+        }
+    }
+
+    fn tenant_a_admin_cannot_reach_tenant_b(&self) {
+        let a_admin_dsn = self.dsn("admin");
+        let to_b = a_admin_dsn.replace(
+            &format!("dbname='{}'", self.a),
+            &format!("dbname='{}'", self.b),
+        );
+        assert_ne!(to_b, a_admin_dsn);
+        let refused = connect(&to_b).expect_err("tenant A's admin reached tenant B");
+        assert_eq!(refused.code().map(|c| c.code()), Some(DENIED));
+    }
+
+    fn role_switch_and_rotation_happen_in_place(&mut self) {
+        let old_admin_dsn = self.dsn("admin");
+        self.users[1].role = "admin";
+        self.users[0].password = Some("rotated password 2");
+        self.workdir.set_config(&self.config());
+        let changes = expect_changes(self.workdir.plan_detailed(), "role and password changed");
+        assert!(changes.contains("2 to change, 0 to destroy"), "{changes}");
+        assert!(
+            !changes.contains("rotated password 2"),
+            "the password appears in the plan:\n{changes}"
+        );
+        self.workdir.apply(&[]);
+        assert_powers(&self.dsn("dev"), "admin", "devpromoted");
+        assert!(
+            connect(&old_admin_dsn).is_err(),
+            "the old password still works"
+        );
+        assert_powers(&self.dsn("admin"), "admin", "rotated");
+        self.workdir.assert_no_changes();
+    }
+
+    /// Password, membership and flags changed behind Terraform's back, and a user dropped.
+    fn drift_is_seen_and_repaired(&self) {
+        let (a, b, users) = (&self.a, &self.b, &self.users);
+        let su = Db::postgres();
+        su.batch(&format!(
+            "ALTER ROLE {dev} PASSWORD 'changed-elsewhere' CREATEDB; REVOKE {group} FROM {dev}; \
+             GRANT {other} TO {cust}",
+            dev = quote_ident(&users[1].username),
+            group = quote_ident(&format!("{a}_admin")),
+            other = quote_ident(&format!("{b}_customer")),
+            cust = quote_ident(&users[2].username),
+        ));
+        su.batch(&format!("DROP ROLE {}", quote_ident(&users[3].username)));
+        let changes = expect_changes(self.workdir.plan_detailed(), "drift");
+        assert!(
+            changes.contains("1 to add, 2 to change, 0 to destroy"),
+            "{changes}"
+        );
+        self.workdir.apply(&[]);
+        self.workdir.assert_no_changes();
+        assert_powers(&self.dsn("dev"), "admin", "devrepaired");
+        let cust_dsn = self.dsn("cust");
+        assert_powers(&cust_dsn, "customer", "custrepaired");
+        let cust_to_b = cust_dsn.replace(&format!("dbname='{a}'"), &format!("dbname='{b}'"));
+        assert!(
+            connect(&cust_to_b).is_err(),
+            "the foreign membership survived the repair"
+        );
+        assert_powers(&self.dsn("b_admin"), "admin", "recreated");
+    }
+
+    /// Into a fresh state, with the tenant given by name: the password cannot be read back, so
+    /// the next apply sets one.
+    fn import_takes_a_user_into_another_state(&self) {
+        let customer = &self.users[2].username;
+        let imported = Workdir::new(
+            self.terraform,
+            &format!(
+                "{}resource \"usualstore_tenant_user\" \"cust\" {{\n  tenant = {}\n  username = {}\n  \
+                 role = \"customer\"\n  email = \"cust@example.com\"\n}}\n",
+                hcl::provider_config(""),
+                hcl::string(&self.a),
+                hcl::string(customer)
+            ),
+        );
+        imported.init();
+        imported.import(
+            "usualstore_tenant_user.cust",
+            &format!("{}/{customer}", self.a),
+        );
+        let changes = expect_changes(imported.plan_detailed(), "imported user gets a password");
+        assert!(
+            changes.contains("0 to add, 1 to change, 0 to destroy"),
+            "{changes}"
+        );
+        let imported_values = imported.resource_values("usualstore_tenant_user.cust");
+        assert_eq!(imported_values["role"], "customer");
+        assert_eq!(imported_values["email"], "cust@example.com");
+    }
+
+    fn destroy_drops_every_user_and_tenant(self) {
+        self.workdir.destroy();
+        for user in &self.users {
+            assert!(
+                !pg::role_exists(&user.username),
+                "{} survived destroy",
+                user.username
+            );
+        }
+        assert!(!pg::database_exists(&self.a) && !pg::database_exists(&self.b));
+    }
+}
+
+fn users_lifecycle(terraform: &Terraform) {
+    let mut scenario = UsersScenario::create(terraform);
+    scenario.every_dsn_and_url_has_its_roles_powers();
+    scenario.tenant_a_admin_cannot_reach_tenant_b();
+    scenario.role_switch_and_rotation_happen_in_place();
+    scenario.drift_is_seen_and_repaired();
+    scenario.import_takes_a_user_into_another_state();
+    scenario.destroy_drops_every_user_and_tenant();
 }
 
 fn bad_values_are_refused_with_attribute_diagnostics(terraform: &Terraform) {
