@@ -120,7 +120,10 @@ pub async fn apply_pending_with<H: BeforeCommit>(
         .start()
         .await
         .map_err(SchemaError::from)?;
-    let (_, _, history) = tokio::try_join!(
+    // join!, not try_join!: after a lock timeout the other two only report the aborted
+    // transaction, and try_join! returns whichever error it polls first, so the lock's own error
+    // (55P03, which callers explain) would lose at random. Checked in the order they were sent.
+    let (lock, table, history) = tokio::join!(
         async {
             transaction
                 .execute_typed(
@@ -137,7 +140,10 @@ pub async fn apply_pending_with<H: BeforeCommit>(
                 .map_err(SchemaError::from)
         },
         read_history(&transaction),
-    )?;
+    );
+    lock?;
+    table?;
+    let history = history?;
     let pending = pending(&history, migrations)?;
 
     // Each migration is one request (its SQL, then its record), so the requests run in the
