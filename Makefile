@@ -2,6 +2,7 @@
 #
 #   make build    release build of terraform-provider-usualstore
 #   make install  put it into ~/.terraform.d/plugins so `source = "usualstore/usualstore"` inits offline
+#   make release  registry-format release in dist/: zip per platform, SHA256SUMS (+ .sig with GPG_KEY_ID), manifest
 #   make deps     PostgreSQL server, shellcheck, tmux (apt-get); Terraform 1.0.3 (PyPI)
 #   make lint     rustfmt check and clippy with warnings as errors
 #   make docs     regenerate the `## Schema` sections of docs/ from the provider's schema
@@ -26,8 +27,13 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 PROVIDER := terraform-provider-usualstore
 PLATFORM := linux_amd64
 PLUGIN_DIR := $(HOME)/.terraform.d/plugins/registry.terraform.io/usualstore/usualstore/$(VERSION)/$(PLATFORM)
+DIST_DIR ?= dist
+# linux_arm64 joins the release where its Rust standard library and a cross linker are installed
+# (rustup target add aarch64-unknown-linux-gnu; apt-get install gcc-aarch64-linux-gnu).
+ARM64_TRIPLE := aarch64-unknown-linux-gnu
+ARM64_CC ?= aarch64-linux-gnu-gcc
 
-.PHONY: build install deps lint test docs demo bench clean distclean
+.PHONY: build install release deps lint test docs demo bench clean distclean
 
 build:
 	$(CARGO) build --release -p $(PROVIDER)
@@ -40,10 +46,33 @@ install: build
 	find examples -name .terraform.lock.hcl -type f -delete
 	@echo "installed $(PLUGIN_DIR)/$(PROVIDER)_v$(VERSION)"
 
+# A release build never has the test hooks: without the feature the variable's name is not even in
+# the binary, which is what the grep checks.
+release:
+	@test -n "$(VERSION)" || { echo "no version in Cargo.toml's [workspace.package]" >&2; exit 1; }
+	@grep -q '^## \[$(VERSION)\]' CHANGELOG.md || { echo "CHANGELOG.md has no '## [$(VERSION)]' section" >&2; exit 1; }
+	scripts/ensure-release-tools.sh
+	$(CARGO) build --release --locked -p $(PROVIDER)
+	targets=("$(PLATFORM)=$(TARGET_DIR)/release/$(PROVIDER)"); \
+	if test -d "$$(rustc --print target-libdir --target $(ARM64_TRIPLE))" && command -v $(ARM64_CC) >/dev/null; then \
+	  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(ARM64_CC) CC_aarch64_unknown_linux_gnu=$(ARM64_CC) \
+	    $(CARGO) build --release --locked -p $(PROVIDER) --target $(ARM64_TRIPLE); \
+	  targets+=("linux_arm64=$(TARGET_DIR)/$(ARM64_TRIPLE)/release/$(PROVIDER)"); \
+	else \
+	  echo "release: no linux_arm64 (needs the Rust target $(ARM64_TRIPLE) and $(ARM64_CC); README, Installing)" >&2; \
+	fi; \
+	for target in "$${targets[@]}"; do \
+	  if grep -q USUALSTORE_TEST_EXTRA_MIGRATIONS "$${target#*=}"; then \
+	    echo "$${target#*=} was built with the test hooks; refusing to release it" >&2; exit 1; \
+	  fi; \
+	done; \
+	scripts/package-release.sh "$(DIST_DIR)" "$(VERSION)" "$${targets[@]}"
+
 deps:
 	scripts/ensure-postgres.sh
 	scripts/ensure-terraform.sh >/dev/null
 	scripts/ensure-customer-tools.sh >/dev/null
+	scripts/ensure-release-tools.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

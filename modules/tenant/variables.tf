@@ -3,10 +3,14 @@
 # What a name, plan, e-mail or password may be is the provider's rule: it checks each at plan time
 # with a diagnostic on the attribute (and `terraform-provider-usualstore check` gives scripts the same
 # rules). The module checks only what no single resource can see: the keys of each user entry (users
-# are maps, since Terraform 1.0.3 has no optional object attributes) and, in main.tf, usernames
-# listed twice. Each check names the offending value by failing inside its condition:
+# are maps, since Terraform 1.0.3 has no optional object attributes), that each has a username, and,
+# in main.tf, usernames listed twice.
+#
+# The key and duplicate checks name the offending value by failing inside their condition:
 # `ok ? true : tobool("message")` prints the message, the value included, on 1.0.3 (whose
-# error_message must be a literal) as well as on 1.11.
+# error_message must be a literal) as well as on 1.11. Terraform reports such a failure as an error
+# rather than a failed check, so `terraform test` cannot expect it; the username check is a plain
+# false condition (a missing name needs no naming), which tests/*.tftest.hcl expects.
 
 variable "database_name" {
   description = "Name of the tenant's PostgreSQL database; also the prefix of its group roles (<name>_admin, ...). The provider checks it (lowercase identifier, at most 53 bytes, not reserved)."
@@ -44,6 +48,11 @@ variable "admins" {
     ])
     error_message = "Each entry of admins may only have the keys username, email, password and password_version."
   }
+
+  validation {
+    condition     = alltrue([for u in var.admins : (lookup(u, "username", null) == null ? "" : u.username) != ""])
+    error_message = "Each entry of admins needs a username."
+  }
 }
 
 variable "developers" {
@@ -60,6 +69,11 @@ variable "developers" {
     ])
     error_message = "Each entry of developers may only have the keys username, email, password and password_version."
   }
+
+  validation {
+    condition     = alltrue([for u in var.developers : (lookup(u, "username", null) == null ? "" : u.username) != ""])
+    error_message = "Each entry of developers needs a username."
+  }
 }
 
 variable "customers" {
@@ -75,6 +89,11 @@ variable "customers" {
       : tobool("customers[${i}] has the unknown key(s) ${join(", ", setsubtract(keys(u), ["username", "email", "password", "password_version"]))}: a user has username, email, password and password_version.")
     ])
     error_message = "Each entry of customers may only have the keys username, email, password and password_version."
+  }
+
+  validation {
+    condition     = alltrue([for u in var.customers : (lookup(u, "username", null) == null ? "" : u.username) != ""])
+    error_message = "Each entry of customers needs a username."
   }
 }
 

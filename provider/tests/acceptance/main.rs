@@ -1,7 +1,8 @@
 //! Every test that drives the provider binary, in one test binary (one link instead of one per file):
 //! the plugin protocol as go-plugin sees it, acceptance tests through the real `terraform` (1.11 and
 //! 1.0.3) against throwaway PostgreSQL clusters, the customer workflow, faults, several servers, the
-//! attack suite, and the docs generated from the schema.
+//! attack suite, the docs generated from the schema, the release artefacts installed from a packed
+//! mirror, and modules/tenant's own `terraform test` files.
 
 mod customers_support;
 mod plugin_client;
@@ -17,7 +18,9 @@ mod docs;
 mod examples;
 mod faults;
 mod plugin_protocol;
+mod release;
 mod several_servers;
 mod tenant;
+mod tenant_module;
 mod tenant_user;
 mod write_only;

@@ -1,12 +1,14 @@
 //! Harness shared by the integration tests that drive the real `terraform` binary against the
 //! provider: finds Terraform 1.11 and 1.0.3, builds throwaway working directories that install
-//! the provider from a local filesystem mirror, runs commands with a time limit, and checks the
-//! test cluster's catalog. Each test file includes it with `mod support;`.
+//! the provider from a local filesystem mirror, runs commands with a time limit, checks the test
+//! cluster's catalog, and serves release files as a provider registry. Each test file includes
+//! it with `mod support;`.
 #![allow(dead_code, unused_imports)] // each test file uses a different part of it
 
 pub mod hcl;
 pub mod pg;
 pub mod process;
+pub mod registry;
 pub mod terraform;
 pub mod workdir;
 

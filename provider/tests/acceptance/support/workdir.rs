@@ -23,7 +23,7 @@ pub const PROVIDER_HOST: &str = "registry.terraform.io";
 pub const PROVIDER_NAMESPACE: &str = "usualstore";
 pub const PROVIDER_TYPE: &str = "usualstore";
 pub const PROVIDER_VERSION: &str = env!("CARGO_PKG_VERSION");
-const PROVIDER_BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-usualstore");
+pub const PROVIDER_BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-usualstore");
 
 /// Host environment passed through to Terraform; everything else (TF_*, PG*, …) is dropped.
 const PASSED_THROUGH_ENV: [&str; 6] =
@@ -91,9 +91,24 @@ impl Workdir {
         self.root().join("work")
     }
 
+    /// The filesystem mirror the CLI configuration installs the provider from. It starts as the
+    /// unpacked layout holding the binary under test; a test may lay out something else there.
+    pub fn mirror_dir(&self) -> PathBuf {
+        self.root().join("plugins")
+    }
+
     /// Replaces `main.tf`.
     pub fn set_config(&self, main_tf: &str) {
         write(&self.path().join("main.tf"), main_tf);
+    }
+
+    /// Appends to the CLI configuration (`TF_CLI_CONFIG_FILE`), e.g. a `host` block.
+    pub fn add_cli_config(&self, text: &str) {
+        let path = self.root().join("terraformrc");
+        let mut config = fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+        config.push_str(text);
+        write(&path, &config);
     }
 
     /// Sets a variable for every later command (e.g. `TF_LOG`).
@@ -270,7 +285,7 @@ impl Drop for Workdir {
 }
 
 /// Terraform's name for this machine's platform, e.g. `linux_amd64`.
-fn platform() -> String {
+pub fn platform() -> String {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
