@@ -3,7 +3,7 @@
 #   make build    release build of terraform-provider-usualstore
 #   make install  put it into ~/.terraform.d/plugins so `source = "usualstore/usualstore"` inits offline
 #   make release  registry-format release in dist/: zip per platform, SHA256SUMS (+ .sig with GPG_KEY_ID), manifest
-#   make deps     PostgreSQL server, shellcheck, tmux (apt-get); Terraform 1.0.3 (PyPI)
+#   make deps     PostgreSQL server, shellcheck, tmux, Chromium + chromedriver (apt-get); Terraform 1.0.3 (PyPI)
 #   make lint     rustfmt check and clippy with warnings as errors
 #   make docs     regenerate the `## Schema` sections of docs/ from the provider's schema
 #   make test     deps, lint, then every test of the workspace (acceptance tests run real Terraform)
@@ -73,6 +73,7 @@ deps:
 	scripts/ensure-terraform.sh >/dev/null
 	scripts/ensure-customer-tools.sh >/dev/null
 	scripts/ensure-release-tools.sh
+	scripts/ensure-browser.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
