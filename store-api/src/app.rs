@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             "/api/users/{id}",
             get(users::get).patch(users::update).delete(users::delete),
         )
+        .merge(crate::storefront::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -3,7 +3,8 @@
 //! One process serves one tenant, configured only by its environment ([`config`]). Requests go
 //! through one middleware ([`app`]) that assigns a request id, enforces a timeout, records
 //! metrics and logs; handlers live in [`routes`], one module per resource, and talk to
-//! PostgreSQL through a deadpool of tokio-postgres connections ([`db`]).
+//! PostgreSQL through a deadpool of tokio-postgres connections ([`db`]). The tenant's web front
+//! end (catalogue pages and the back office) is [`storefront`], on the same router.
 
 pub mod app;
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+pub mod storefront;
 pub mod tenant;
 pub mod throttle;
 

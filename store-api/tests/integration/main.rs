@@ -11,3 +11,4 @@ mod operations;
 mod orders;
 mod process;
 mod resilience;
+mod storefront;
