@@ -54,12 +54,13 @@ function describe(error) {
   if (!(error instanceof ApiError)) {
     return `Unexpected error in the back office: ${error?.message ?? error} (code client_error)`;
   }
-  const words = [EXPLAIN[error.code], error.message].filter(Boolean);
+  const explained = EXPLAIN[error.code];
+  const words = explained && error.message ? `${explained} The store says: “${error.message}”` : explained || error.message;
   const where = [`code ${error.code}`];
   if (error.status) where.push(`HTTP ${error.status}`);
   if (error.field) where.push(`field ${error.field}`);
   if (error.requestId) where.push(`request ${error.requestId}`);
-  return `${words.join(' ')} (${where.join(', ')})`;
+  return `${words} (${where.join(', ')})`;
 }
 
 function showError(error) {

@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod browser;
 mod catalogue;
 mod errors;
 mod hostile;
@@ -12,3 +13,4 @@ mod orders;
 mod process;
 mod resilience;
 mod storefront;
+mod webdriver;
