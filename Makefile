@@ -7,7 +7,7 @@
 #   make lint     rustfmt check and clippy with warnings as errors
 #   make docs     regenerate the `## Schema` sections of docs/ from the provider's schema
 #   make test     deps, lint, then every test of the workspace (acceptance tests run real Terraform)
-#   make demo     apply examples/quickstart against a throwaway PostgreSQL
+#   make demo     apply examples/quickstart against a throwaway PostgreSQL and open its storefront
 #   make bench    provisioning, refresh, rollout, provider footprint and store-api load figures
 #
 # CARGO_TARGET_DIR is honoured (CI points it at a persistent cache outside the clone).
@@ -95,7 +95,9 @@ docs:
 
 demo: install
 	$(CARGO) build -p usualstore-testpg --bin testpg
-	TESTPG="$(TARGET_DIR)/debug/testpg" TERRAFORM="$(TERRAFORM)" scripts/demo.sh
+	$(CARGO) build -p store-api --bin store-api
+	TESTPG="$(TARGET_DIR)/debug/testpg" STORE_API="$(TARGET_DIR)/debug/store-api" TERRAFORM="$(TERRAFORM)" \
+	  scripts/demo.sh
 
 # Figures, not pass/fail: provisioning, refresh, rollout and provider footprint (bench/run.sh), then
 # store-api against pgbench (store-api/bench/run.sh). Each starts and removes its own PostgreSQL.
