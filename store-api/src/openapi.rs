@@ -187,6 +187,10 @@ fn components() -> Value {
                 "properties": {
                     "name": { "type": "string" }, "description": { "type": "string" },
                     "inventory_level": { "type": "integer", "minimum": 0 },
+                    "inventory_delta": {
+                        "type": "integer", "minimum": -1_000_000, "maximum": 1_000_000,
+                        "description": "added to the stock as it is at that moment (not with inventory_level); a result below 0 is refused"
+                    },
                     "price_cents": { "type": "integer", "minimum": 0 }, "image": { "type": "string" }
                 }
             },

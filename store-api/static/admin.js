@@ -482,14 +482,13 @@ function widgetForm(widget, onDone) {
   return form;
 }
 
-/** Adds units to the stock as it is now (read again first, not as this page last saw it). */
+/** Adds units to the stock as the database has it: one atomic change, so orders placed meanwhile are kept. */
 async function restock(widget, unitsText) {
   try {
     const units = Number(unitsText);
     if (!Number.isInteger(units) || units < 1) throw invalidInput('units', 'restock: give a whole number of units, at least 1');
-    const fresh = await api('GET', `/api/widgets/${idPath(widget.id)}`);
-    const saved = await api('PATCH', `/api/widgets/${idPath(widget.id)}`, {inventory_level: fresh.inventory_level + units});
-    showNote(`${saved.name}: stock ${fresh.inventory_level} → ${saved.inventory_level}.`);
+    const saved = await api('PATCH', `/api/widgets/${idPath(widget.id)}`, {inventory_delta: units});
+    showNote(`${saved.name}: ${units} added, stock now ${saved.inventory_level}.`);
     await render();
   } catch (error) {
     fail(error);

@@ -98,6 +98,9 @@ pub async fn create(
     Ok(created(format!("/api/widgets/{}", widget.id), widget))
 }
 
+/// Largest stock change one request may make.
+const MAX_INVENTORY_DELTA: i32 = 1_000_000;
+
 /// Fields left out (or null) keep their value.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +108,9 @@ pub struct WidgetChanges {
     name: Option<String>,
     description: Option<String>,
     inventory_level: Option<i32>,
+    /// Added to the stock as the database has it at that moment (restocking), so orders placed
+    /// meanwhile are not overwritten as a read-then-set would.
+    inventory_delta: Option<i32>,
     price_cents: Option<i64>,
     image: Option<String>,
 }
@@ -130,6 +136,22 @@ pub async fn update(
     if let Some(level) = body.inventory_level {
         check_not_negative("inventory_level", i64::from(level))?;
     }
+    if let Some(delta) = body.inventory_delta {
+        if body.inventory_level.is_some() {
+            return Err(ApiError::invalid(
+                "inventory_delta",
+                "give inventory_level (the new stock) or inventory_delta (a change to it), not both",
+            ));
+        }
+        if delta == 0 || delta.abs() > MAX_INVENTORY_DELTA {
+            return Err(ApiError::invalid(
+                "inventory_delta",
+                format!(
+                    "inventory_delta must be a non-zero change of at most {MAX_INVENTORY_DELTA} units either way"
+                ),
+            ));
+        }
+    }
     if let Some(price) = body.price_cents {
         check_not_negative("price_cents", price)?;
     }
@@ -138,7 +160,7 @@ pub async fn update(
         .prepare_cached(&format!(
             "UPDATE public.widgets SET name = coalesce($2, name), \
              description = coalesce($3, description), \
-             inventory_level = coalesce($4, inventory_level), \
+             inventory_level = coalesce($4, inventory_level + coalesce($7, 0)), \
              price_cents = coalesce($5, price_cents), image = coalesce($6, image) \
              WHERE id = $1 RETURNING {WIDGET_COLUMNS}"
         ))
@@ -153,6 +175,7 @@ pub async fn update(
                 &body.inventory_level,
                 &body.price_cents,
                 &body.image,
+                &body.inventory_delta,
             ],
         )
         .await?

@@ -88,6 +88,42 @@ async fn widgets_are_public_to_read_and_admin_only_to_change() {
     assert_eq!(changed.json["price_cents"], 2099);
     assert_eq!(changed.json["description"], "Steel");
     assert_eq!(changed.json["name"], "Gear");
+    // Restocking is one atomic change: concurrent ones all count.
+    let gear_path = format!("/api/widgets/{gear}");
+    let restocks = (0..10).map(|_| {
+        app.patch(
+            &gear_path,
+            Some(&shop.admin),
+            json!({ "inventory_delta": 3 }),
+        )
+    });
+    for restocked in futures_util::future::join_all(restocks).await {
+        assert_eq!(restocked.status, 200, "{}", restocked.text);
+    }
+    let level = app.get(&format!("/api/widgets/{gear}"), None).await.json["inventory_level"]
+        .as_i64()
+        .unwrap();
+    let created_level = created.json["inventory_level"].as_i64().unwrap();
+    assert_eq!(level, created_level + 30, "concurrent restocks lost units");
+    let too_many = app
+        .patch(
+            &format!("/api/widgets/{gear}"),
+            Some(&shop.admin),
+            json!({ "inventory_delta": -(level + 1) }),
+        )
+        .await;
+    too_many.expect_error(400, "invalid_value");
+    for body in [
+        json!({ "inventory_delta": 1, "inventory_level": 4 }),
+        json!({ "inventory_delta": 0 }),
+        json!({ "inventory_delta": 2_000_000 }),
+    ] {
+        let refused = app
+            .patch(&format!("/api/widgets/{gear}"), Some(&shop.admin), body)
+            .await;
+        refused.expect_error(400, "invalid_field");
+        assert_eq!(refused.field(), Some("inventory_delta"));
+    }
     app.patch(
         "/api/widgets/999999",
         Some(&shop.admin),
