@@ -395,7 +395,9 @@ async fn admin_keeps_the_catalogue(shop: &Shop, browser: &Browser, base: &str, s
     browser
         .click(&browser.find(&format!("{row} button.restock")).await)
         .await;
-    browser.wait_text("#messages .note", "10 added, stock now 13").await;
+    browser
+        .wait_text("#messages .note", "10 added, stock now 13")
+        .await;
     assert_eq!(stock_of(shop, sprocket).await, 13);
     browser
         .click(&browser.find(&format!("{row} button.edit")).await)
