@@ -278,13 +278,35 @@ fn docs_example_applies(operator: &Operator) {
     check_powers(api_dsn, "admin");
 }
 
+/// The customer workflow end to end, as named steps on one server: two customers added (by options
+/// and through the prompts), deployed, refused when mixed up, their DSNs checked, their compose
+/// files, the module's input checks and the docs example.
 fn two_customers(terraform: &Terraform) {
     let started = Instant::now();
     let cluster = Cluster::start().expect("a PostgreSQL server of this test's own");
     let operator = Operator::new(terraform, cluster.pg_env());
     let version = operator.terraform_version().to_owned();
 
-    // --- add-customer.sh with options -------------------------------------------------------
+    add_customer_with_options(&operator);
+    add_customer_through_prompts(&operator);
+    let deploys = deploy_each_customer(&operator);
+    mixed_up_customer_files_are_refused(&operator);
+    both_customers_are_intact(&operator, &cluster);
+    dsns_reach_only_their_own_customer(&operator, &deploys);
+    compose_ports_are_unique(&operator);
+    module_rejects_bad_input(&operator);
+    docs_example_applies(&operator);
+
+    cluster.stop().expect("stop the server");
+    loud_note(&format!(
+        "customer workflow with Terraform {version}: {:.0?}",
+        started.elapsed()
+    ));
+}
+
+/// add-customer.sh with every answer given as an option: the password file's password lands in the
+/// private secrets file only.
+fn add_customer_with_options(operator: &Operator) {
     let password_file = operator.tree().join("acme.passwords");
     fs::write(
         &password_file,
@@ -337,8 +359,11 @@ fn two_customers(terraform: &Terraform) {
             "{file} holds a password"
         );
     }
+}
 
-    // --- add-customer.sh through its prompts -------------------------------------------------
+/// add-customer.sh through its prompts on a terminal: bad answers are explained and asked again, and
+/// passwords are never echoed.
+fn add_customer_through_prompts(operator: &Operator) {
     let mut tty = Tty::spawn(
         &operator.example(),
         &format!(
@@ -399,8 +424,10 @@ fn two_customers(terraform: &Terraform) {
         read(&operator.customer_file("corner_bakery.secrets.tfvars"))
             .contains(&hcl::string(CORNER_TYPED_PASSWORD))
     );
+}
 
-    // --- apply one customer, then the other ---------------------------------------------------
+/// Applies one customer, then the other, with their deploy scripts; returns what each printed.
+fn deploy_each_customer(operator: &Operator) -> [crate::support::Output; 2] {
     let apply_args = ["-auto-approve", "-input=false", "-no-color"];
     let deploy_acme = operator.run_script("customers/acme_tools-deploy.sh", &apply_args, &[]);
     assert!(
@@ -413,9 +440,12 @@ fn two_customers(terraform: &Terraform) {
         "deploying corner_bakery failed:\n{deploy_corner}"
     );
     assert_mentions(&deploy_corner, &["DSNs hold passwords and are not shown"]);
+    [deploy_acme, deploy_corner]
+}
 
-    // Applying a customer's file in another customer's workspace, or without its secrets, is
-    // refused before anything is planned.
+/// Applying a customer's file in another customer's workspace, or without its secrets, is refused
+/// before anything is planned.
+fn mixed_up_customer_files_are_refused(operator: &Operator) {
     let wrong_workspace = operator.terraform(
         CORNER,
         &[
@@ -451,8 +481,10 @@ fn two_customers(terraform: &Terraform) {
         &no_secrets,
         &["the password of acme_boss is kept in customers/acme_tools.secrets.tfvars"],
     );
+}
 
-    // Both customers are intact and their states agree with the server.
+/// Both customers' databases and users exist, and their states agree with the server.
+fn both_customers_are_intact(operator: &Operator, cluster: &Cluster) {
     let admin = cluster.config("postgres");
     let counts: i64 = crate::support::pg::block_on(async move {
         let (client, connection) = admin.connect(tokio_postgres::NoTls).await.expect("connect");
@@ -489,8 +521,11 @@ fn two_customers(terraform: &Terraform) {
             "{customer}'s plan is not empty:\n{plan}"
         );
     }
+}
 
-    // --- every user's DSN, from the outputs --------------------------------------------------
+/// Every user's DSN from the outputs has its role's powers and no other customer's; the deploy
+/// scripts print none of the passwords unless asked to.
+fn dsns_reach_only_their_own_customer(operator: &Operator, deploys: &[crate::support::Output; 2]) {
     let mut secrets_seen = Vec::new();
     for customer in [ACME, CORNER] {
         let dsns = operator.dsns(customer);
@@ -527,7 +562,7 @@ fn two_customers(terraform: &Terraform) {
             assert_eq!(tenants[CORNER]["tenant_name"], CORNER_COMPANY);
         }
     }
-    for output in [&deploy_acme, &deploy_corner] {
+    for output in deploys {
         let text = output.combined();
         for secret in &secrets_seen {
             assert!(
@@ -552,8 +587,10 @@ fn two_customers(terraform: &Terraform) {
         shown.stdout.contains(corner_api_dsn.as_str()),
         "--show-secrets does not print api_dsn:\n{shown}"
     );
+}
 
-    // --- the compose files -----------------------------------------------------------------------
+/// Every customer's compose file runs store-api for that customer on a host port of its own.
+fn compose_ports_are_unique(operator: &Operator) {
     let mut ports = Vec::new();
     for (customer, company) in [
         ("building_shop", "Building Shop Inc."),
@@ -569,17 +606,7 @@ fn two_customers(terraform: &Terraform) {
         [4001, 4002, 4003, 4004],
         "host ports are not unique per customer"
     );
-
-    module_rejects_bad_input(&operator);
-    docs_example_applies(&operator);
-
-    cluster.stop().expect("stop the server");
-    loud_note(&format!(
-        "customer workflow with Terraform {version}: {:.0?}",
-        started.elapsed()
-    ));
 }
-
 #[test]
 fn customers_with_terraform_1_11() {
     crate::support::with_terraform(Terraform::v1_11, "1.11", two_customers);
