@@ -252,13 +252,14 @@ impl Config {
     }
 
     /// The connection limits of the API's listener: `MAX_CONNECTIONS` or, by default, as many as
-    /// the open-file limit leaves room for next to the pool, capped at
+    /// the open-file limit leaves room for next to the database connections (the pool, or a
+    /// router's whole budget), capped at
     /// [`DEFAULT_MAX_CONNECTIONS`].
     pub fn connection_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             max_connections: self
                 .max_connections
-                .unwrap_or_else(|| default_max_connections(self.pool_size)),
+                .unwrap_or_else(|| default_max_connections(self.db_max_connections())),
             header_read_timeout: self.header_read_timeout,
             keep_alive_timeout: self.keep_alive_timeout,
         }
