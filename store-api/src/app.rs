@@ -87,6 +87,11 @@ impl Shared {
     /// and sign-in counters stay: closing connections must never reset a throttle.
     pub fn close_idle(&self) -> usize {
         self.shared.release();
+        self.close_idle_pooled()
+    }
+
+    /// Closes the connections waiting in the pool, keeping the shared ones.
+    pub fn close_idle_pooled(&self) -> usize {
         self.pool.retain(|_, _| false).removed.len()
     }
 }

@@ -345,25 +345,33 @@ fn build(
 }
 
 impl Evict for Registry {
+    /// Idle pooled connections first (a tenant's spare ones, which nobody is using); only when
+    /// there are none, the shared connection of the least recently used tenant, which that
+    /// tenant's next request will have to open again.
     fn evict_one(&self, except: &str) -> usize {
         let map = self.map();
-        let victim = map
-            .tenants
-            .iter()
-            .map(|listed| &listed.state)
-            .filter(|state| &*state.key != except)
-            .filter(|state| state.pool.status().available > 0 || state.shared.holds_any())
-            .min_by_key(|state| state.last_used_ms.load(Ordering::Relaxed));
-        let Some(state) = victim else {
-            return 0;
+        let others = || {
+            map.tenants
+                .iter()
+                .map(|listed| &listed.state)
+                .filter(|state| &*state.key != except)
         };
-        let closed = state.close_idle();
+        let used = |state: &&AppState| state.last_used_ms.load(Ordering::Relaxed);
+        let (state, closed, what) =
+            match others().filter(|s| s.pool.status().available > 0).min_by_key(used) {
+                Some(state) => (state, state.close_idle_pooled(), "idle"),
+                None => match others().filter(|s| s.shared.holds_any()).min_by_key(used) {
+                    Some(state) => (state, state.close_idle(), "shared"),
+                    None => return 0,
+                },
+            };
         tracing::debug!(
             tenant = %state.tenant.get(),
             host = %state.key,
             closed,
+            what,
             for_host = except,
-            "closed the least recently used tenant's idle connections for another tenant"
+            "closed the least recently used tenant's connections for another tenant"
         );
         closed
     }

@@ -463,15 +463,36 @@ async fn the_connection_budget_is_shared_and_a_down_tenant_slows_no_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_tenants_give_their_connections_back() {
+async fn pools_fit_the_plan_and_idle_tenants_give_their_connections_back() {
     let (a, b, _) = three().await;
+    // B's plan allows 3 connections: its pool, opened lazily, shrinks to that.
+    b.superuser()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} CONNECTION LIMIT 3",
+            usualstore_tenancy::quote_ident(&b.database)
+        ))
+        .await
+        .unwrap();
     let file = tenants_json(&[("a.example", &a, "admin"), ("b.example", &b, "admin")]);
-    let router = Router::start(&file, &[("DB_IDLE_TIMEOUT_SECS", "1")]).await;
+    let router = Router::start(
+        &file,
+        &[("DB_IDLE_TIMEOUT_SECS", "1"), ("DB_POOL_SIZE", "4")],
+    )
+    .await;
+    assert_eq!(router.state_of(&b.name).pool.status().max_size, 4);
     assert_eq!(
-        router
-            .at("a.example", "GET", "/api/widgets/1", None)
-            .await
-            .status,
+        router.at("b.example", "GET", "/api/widgets", None).await.status,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while router.state_of(&b.name).pool.status().max_size != 3 {
+        assert!(Instant::now() < deadline, "B's pool was not fitted to its plan");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(router.state_of(&a.name).pool.status().max_size, 4);
+    assert_eq!(
+        router.at("a.example", "GET", "/api/widgets/1", None).await.status,
         404
     );
     assert!(router.in_use() >= 1);
