@@ -33,6 +33,8 @@ pub struct Budget {
     /// than close more (several waiting at once would otherwise each close another tenant's).
     incoming: AtomicUsize,
     deciding: std::sync::Mutex<()>,
+    /// Connections closed to make room for another tenant's, since the start.
+    evicted: std::sync::atomic::AtomicU64,
     /// When the last "budget exhausted" warning was logged (at most one a minute).
     warned: std::sync::Mutex<Option<Instant>>,
 }
@@ -45,6 +47,7 @@ impl Budget {
             evict: OnceLock::new(),
             incoming: AtomicUsize::new(0),
             deciding: std::sync::Mutex::new(()),
+            evicted: std::sync::atomic::AtomicU64::new(0),
             warned: std::sync::Mutex::new(None),
         }
     }
@@ -56,6 +59,11 @@ impl Budget {
 
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// Connections closed so far to make room for another tenant's.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// Connections open (or being opened) now, across every tenant.
@@ -84,6 +92,7 @@ impl Budget {
                     if closed == 0 {
                         self.warn_exhausted(tenant);
                     }
+                    self.evicted.fetch_add(closed as u64, Ordering::Relaxed);
                     self.incoming.fetch_add(closed, Ordering::Relaxed);
                 }
             }

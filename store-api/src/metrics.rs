@@ -62,6 +62,7 @@ pub struct BudgetFigures {
     pub in_use: usize,
     pub tenants: usize,
     pub tenants_open: usize,
+    pub evicted: u64,
 }
 
 impl Metrics {
@@ -253,8 +254,11 @@ pub fn render(
              # HELP store_api_tenants Tenants served, and how many have a pool open.\n\
              # TYPE store_api_tenants gauge\n\
              store_api_tenants{{state=\"listed\"}} {}\n\
-             store_api_tenants{{state=\"open\"}} {}\n",
-            budget.max, budget.in_use, budget.tenants, budget.tenants_open
+             store_api_tenants{{state=\"open\"}} {}\n\
+             # HELP store_api_db_evictions_total Connections closed to make room in the budget for another tenant's.\n\
+             # TYPE store_api_db_evictions_total counter\n\
+             store_api_db_evictions_total {}\n",
+            budget.max, budget.in_use, budget.tenants, budget.tenants_open, budget.evicted
         );
     }
     let connections = &process.connections;

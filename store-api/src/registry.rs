@@ -295,6 +295,7 @@ impl Registry {
                 .iter()
                 .filter(|listed| listed.state.pool.status().size > 0)
                 .count(),
+            evicted: self.process.budget.evicted(),
         };
         metrics::render(None, &series, &self.process.stats, Some(budget))
     }
@@ -357,14 +358,16 @@ impl Evict for Registry {
                 .filter(|state| &*state.key != except)
         };
         let used = |state: &&AppState| state.last_used_ms.load(Ordering::Relaxed);
-        let (state, closed, what) =
-            match others().filter(|s| s.pool.status().available > 0).min_by_key(used) {
-                Some(state) => (state, state.close_idle_pooled(), "idle"),
-                None => match others().filter(|s| s.shared.holds_any()).min_by_key(used) {
-                    Some(state) => (state, state.close_idle(), "shared"),
-                    None => return 0,
-                },
-            };
+        let (state, closed, what) = match others()
+            .filter(|s| s.pool.status().available > 0)
+            .min_by_key(used)
+        {
+            Some(state) => (state, state.close_idle_pooled(), "idle"),
+            None => match others().filter(|s| s.shared.holds_any()).min_by_key(used) {
+                Some(state) => (state, state.close_idle(), "shared"),
+                None => return 0,
+            },
+        };
         tracing::debug!(
             tenant = %state.tenant.get(),
             host = %state.key,
