@@ -199,8 +199,10 @@ impl Registry {
             return;
         }
         let state = state.clone();
+        // On the shared connection the request is about to open anyway: a connection of its
+        // own would sit idle in the pool afterwards, one more per tenant in the budget.
         tokio::spawn(async move {
-            if let Ok(client) = state.pool.get().await {
+            if let Ok(client) = state.shared.get().await {
                 fit_pool_to_connection_limit(&state, &client).await;
             }
         });

@@ -350,6 +350,7 @@ async fn tokens_throttles_pools_and_metrics_belong_to_one_tenant() {
             .contains(&format!("store_api_db_pool_max_connections{{{a_label}}} 2"))
     );
     assert!(metrics.text.contains("store_api_db_max_connections 16\n"));
+    assert!(metrics.text.contains("store_api_db_evictions_total 0\n"));
     for tenant in [&a, &b, &c] {
         assert!(!metrics.text.contains(tenant.database.as_str()));
         assert!(!metrics.text.contains(tenant.password_of("admin")));
@@ -420,6 +421,7 @@ async fn the_connection_budget_is_shared_and_a_down_tenant_slows_no_other() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!(router.in_use() <= 4, "{}", router.in_use());
     assert_eq!(router.state_of(&a.name).pool.status().size, 0);
+    assert!(router.app.registry.process().budget.evicted() >= 1);
     assert!(router.state_of(&b.name).pool.status().size > 0);
 
     // A refused connection is a 503 at once.
@@ -482,17 +484,26 @@ async fn pools_fit_the_plan_and_idle_tenants_give_their_connections_back() {
     .await;
     assert_eq!(router.state_of(&b.name).pool.status().max_size, 4);
     assert_eq!(
-        router.at("b.example", "GET", "/api/widgets", None).await.status,
+        router
+            .at("b.example", "GET", "/api/widgets", None)
+            .await
+            .status,
         200
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     while router.state_of(&b.name).pool.status().max_size != 3 {
-        assert!(Instant::now() < deadline, "B's pool was not fitted to its plan");
+        assert!(
+            Instant::now() < deadline,
+            "B's pool was not fitted to its plan"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(router.state_of(&a.name).pool.status().max_size, 4);
     assert_eq!(
-        router.at("a.example", "GET", "/api/widgets/1", None).await.status,
+        router
+            .at("a.example", "GET", "/api/widgets/1", None)
+            .await
+            .status,
         404
     );
     assert!(router.in_use() >= 1);
