@@ -885,6 +885,7 @@ mod tests {
         assert!(router.database.is_none());
         let tenants = router.tenants.as_ref().unwrap();
         assert_eq!(tenants[0].hosts, ["shop.example.com"]);
+        assert!(!format!("{router:?}").contains("p a'ss"));
         assert_eq!(router.db_max_connections(), 90);
         assert_eq!(router.db_idle_timeout, Duration::from_secs(60));
 

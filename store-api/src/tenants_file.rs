@@ -22,7 +22,7 @@ use crate::hostname;
 const MAX_NAME_CHARS: usize = 200;
 
 /// One tenant: its database and every host name that serves it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TenantEntry {
     /// Normalised, sorted; the first is the tenant's key in logs and metrics.
     pub hosts: Vec<String>,
@@ -30,6 +30,17 @@ pub struct TenantEntry {
     /// The DSN as written, to tell whether a reload changed it. Never logged.
     pub dsn: String,
     pub database: DatabaseConfig,
+}
+
+/// Redacts: the DSN carries the password (the database is described without it).
+impl std::fmt::Debug for TenantEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantEntry")
+            .field("hosts", &self.hosts)
+            .field("name", &self.name)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads and checks the file at `path`.
@@ -201,6 +212,11 @@ mod tests {
         assert_eq!(building.database.pg.get_dbname(), Some("a_shop"));
         let hardware = entries.iter().find(|e| e.name == "Hardware Store").unwrap();
         assert_eq!(hardware.hosts, ["hardware.example.com"]);
+        let shown = format!("{entries:?}");
+        assert!(
+            shown.contains("building.example.com") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 
     #[test]
