@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, Uri};
+use tracing::Instrument;
 
 use crate::app::{AppState, Process, TenantSpec};
 use crate::budget::Evict;
@@ -201,11 +202,15 @@ impl Registry {
         let state = state.clone();
         // On the shared connection the request is about to open anyway: a connection of its
         // own would sit idle in the pool afterwards, one more per tenant in the budget.
-        tokio::spawn(async move {
-            if let Ok(client) = state.shared.get().await {
-                fit_pool_to_connection_limit(&state, &client).await;
+        let span = tracing::info_span!("fit", tenant = %state.tenant.get(), host = %state.key);
+        tokio::spawn(
+            async move {
+                if let Ok(client) = state.shared.get().await {
+                    fit_pool_to_connection_limit(&state, &client).await;
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     /// Reads `TENANTS_FILE` again and serves what it says from now on. On any error the map
