@@ -212,6 +212,12 @@ async fn each_host_serves_its_tenant_and_unknown_hosts_get_404() {
     assert_eq!(forwarded.json["tenant"], a.name.as_str());
 
     // The storefront answers per host, with the host's tenant's name.
+    // The back office too: its page names the host's tenant, and it calls the API of its own
+    // origin, which is that tenant's.
+    let admin_b = router.at("b.example", "GET", "/admin", None).await;
+    assert_eq!(admin_b.status, 200);
+    assert!(admin_b.text.contains("rb O&#39;Brien") || admin_b.text.contains("rb O&#x27;Brien"));
+    assert!(!admin_b.text.contains("ra O&"));
     let page_a = router.at("a.example", "GET", "/", None).await;
     let page_b = router.at("b.example", "GET", "/", None).await;
     assert_eq!((page_a.status, page_b.status), (200, 200));
@@ -668,8 +674,8 @@ async fn reloads_swap_the_map_without_dropping_requests_in_flight() {
 }
 
 /// The binary in router mode: every log line of a request names its tenant, SIGHUP reloads the
-/// file (a malformed one is refused with a log line and changes nothing), SIGTERM drains, and
-/// no DSN or password reaches the log.
+/// file (a malformed one is refused with a log line and changes nothing), so does a change of
+/// the file without a signal, SIGTERM ends it cleanly, and no DSN or password reaches the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reloads_on_sighup_and_logs_every_tenant() {
     use std::sync::{Arc, Mutex};
@@ -776,6 +782,18 @@ async fn the_binary_reloads_on_sighup_and_logs_every_tenant() {
     wait_for_log("\"removed\":1").await;
     get("c.example").await.expect_error(404, "unknown_tenant");
     assert_eq!(get("a.example").await.status, 200);
+    // A change of the file is noticed without a signal: C is back.
+    std::fs::write(
+        &file,
+        tenants_json(&[
+            ("a.example", &a, "admin"),
+            ("b.example", &b, "admin"),
+            ("c.example", &c, "admin"),
+        ]),
+    )
+    .unwrap();
+    wait_for_log("\"added\":1").await;
+    assert_eq!(get("c.example").await.status, 200);
 
     let ready = crate::common::call(
         std::net::SocketAddr::from(([127, 0, 0, 1], ops_port)),
@@ -786,7 +804,7 @@ async fn the_binary_reloads_on_sighup_and_logs_every_tenant() {
     )
     .await;
     assert_eq!(ready.status, 200, "{}", ready.text);
-    assert_eq!(ready.json["tenants"].as_array().map(Vec::len), Some(2));
+    assert_eq!(ready.json["tenants"].as_array().map(Vec::len), Some(3));
 
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
