@@ -100,7 +100,8 @@ demo: install
 	  scripts/demo.sh
 
 # Figures, not pass/fail: provisioning, refresh, rollout and provider footprint (bench/run.sh), then
-# store-api against pgbench (store-api/bench/run.sh). Each starts and removes its own PostgreSQL.
+# store-api against pgbench and store-api's router mode over BENCH_ROUTER_TENANTS (100) tenants
+# (store-api/bench/run.sh). Each starts and removes its own PostgreSQL.
 # The rollout figure stands in for a newer provider through the test hook, so the benchmark's
 # release binary is built with it (`make build`/`make install` rebuild without).
 bench: deps

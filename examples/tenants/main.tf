@@ -71,4 +71,5 @@ module "tenant" {
   customers           = local.with_passwords[each.key].customers
 
   write_only_passwords = var.write_only_passwords
+  hosts                = lookup(var.hosts, each.key, [])
 }

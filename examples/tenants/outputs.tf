@@ -34,3 +34,9 @@ output "api_dsn" {
   value       = module.tenant[var.customer].admin_dsn
   sensitive   = true
 }
+
+output "store_api_tenants" {
+  description = "TENANTS_FILE of a store-api in router mode: host name => { dsn, name } for every tenant with hosts. terraform output -json store_api_tenants > tenants.json"
+  value       = merge({}, [for name, tenant in module.tenant : tenant.store_api_tenants]...)
+  sensitive   = true
+}

@@ -64,3 +64,9 @@ variable "write_only_passwords" {
   type        = bool
   default     = false
 }
+
+variable "hosts" {
+  description = "Host names of each tenant, by database name, for a store-api in router mode (output store_api_tenants). A tenant without an entry is left out of that output."
+  type        = map(list(string))
+  default     = {}
+}

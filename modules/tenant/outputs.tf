@@ -55,3 +55,14 @@ output "admin_dsn" {
   value       = length(var.admins) > 0 ? usualstore_tenant_user.this[var.admins[0].username].dsn : null
   sensitive   = true
 }
+
+output "store_api_tenants" {
+  description = "This tenant for a store-api in router mode: host name => { dsn (the first admin's), name }. Merged over tenants it is TENANTS_FILE: terraform output -json store_api_tenants > tenants.json. Empty without hosts or admins."
+  value = {
+    for host in var.hosts : lower(trimsuffix(host, ".")) => {
+      dsn  = usualstore_tenant_user.this[var.admins[0].username].dsn
+      name = usualstore_tenant.this.tenant_name
+    } if length(var.admins) > 0
+  }
+  sensitive = true
+}

@@ -102,3 +102,14 @@ variable "write_only_passwords" {
   type        = bool
   default     = false
 }
+
+variable "hosts" {
+  description = "Host names (ASCII; internationalised names in their xn-- form) at which a store-api in router mode serves this tenant. They key the output store_api_tenants, whose file is TENANTS_FILE. Empty: the tenant is served by an instance of its own only (admin_dsn)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for h in var.hosts : can(regex("^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\\.?$", h))])
+    error_message = "Each entry of hosts must be a host name without port or scheme (letters, digits, '-', '.'; an internationalised name in its xn-- form)."
+  }
+}

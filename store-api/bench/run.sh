@@ -16,9 +16,16 @@
 # with LOG_LEVEL=warn (BENCH_LOG_LEVEL) so the figures measure the service rather than a log file;
 # BENCH_LOG_LEVEL=info writes the access log (to a file) as in production.
 #
+# Then the router run: BENCH_ROUTER_TENANTS tenants (100) provisioned on the same server, one store-api in
+# router mode (TENANTS_FILE) serving them all, and wrk spreading GET /api/widgets/{id} over every host name
+# from one process: req/s, p99, peak RSS and the server connections store-api held, printed beside the
+# same figures of the one-tenant run. BENCH_ROUTER_TENANTS=0 skips it.
+#
 # Knobs: BENCH_CONNECTIONS (8: wrk connections, store-api pool size, pgbench clients), BENCH_SECONDS (10 per
-# run), BENCH_WIDGETS (1000), BENCH_CUSTOMERS (1000), BENCH_LOG_LEVEL (warn), PG_BINDIR (newest
-# /usr/lib/postgresql/*/bin), CARGO_TARGET_DIR. BENCH_KEEP=1 keeps the working directory.
+# run), BENCH_WIDGETS (1000), BENCH_CUSTOMERS (1000), BENCH_LOG_LEVEL (warn), BENCH_ROUTER_TENANTS (100),
+# BENCH_ROUTER_DB_MAX (tenants + 16, at most 300: the router's DB_MAX_CONNECTIONS; the test server allows
+# 400), PG_BINDIR (newest /usr/lib/postgresql/*/bin), CARGO_TARGET_DIR. BENCH_KEEP=1 keeps the working
+# directory.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,6 +36,9 @@ WIDGETS="${BENCH_WIDGETS:-1000}"
 CUSTOMERS="${BENCH_CUSTOMERS:-1000}"
 CARGO="${CARGO:-cargo}"
 LOG_LEVEL_API="${BENCH_LOG_LEVEL:-warn}"
+ROUTER_TENANTS="${BENCH_ROUTER_TENANTS:-100}"
+ROUTER_DB_MAX="${BENCH_ROUTER_DB_MAX:-$((ROUTER_TENANTS + 16 < 300 ? ROUTER_TENANTS + 16 : 300))}"
+if ((ROUTER_DB_MAX < 2 * CONNECTIONS)); then ROUTER_DB_MAX=$((2 * CONNECTIONS)); fi
 # Load-generator threads: two (the cores), never more than the connections.
 THREADS=$((CONNECTIONS < 2 ? CONNECTIONS : 2))
 
@@ -39,6 +49,7 @@ if [[ -z "${PG_BINDIR:-}" ]]; then
     PG_BINDIR="$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)"
 fi
 PGBENCH="${PG_BINDIR:-}/pgbench"
+PSQL="${PG_BINDIR:-}/psql"
 [[ -x "$PGBENCH" ]] || die "pgbench not found (set PG_BINDIR; apt-get install postgresql)"
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -53,20 +64,25 @@ fi
 command -v wrk >/dev/null 2>&1 || die "wrk is not installed and could not be installed"
 
 say "building store-api (release), the bench setup and testpg"
-"$CARGO" build -q --release -p store-api --bin store-api --example bench_setup
+"$CARGO" build -q --release -p store-api --bin store-api --example bench_setup --example router_bench_setup
 "$CARGO" build -q -p usualstore-testpg --bin testpg
 STORE_API="$TARGET_DIR/release/store-api"
 SETUP="$TARGET_DIR/release/examples/bench_setup"
+ROUTER_SETUP="$TARGET_DIR/release/examples/router_bench_setup"
 TESTPG="$TARGET_DIR/debug/testpg"
 
 work="$(mktemp -d)"
 testpg_pid=""
 api_pid=""
+router_pid=""
+sampler_pid=""
 cleanup() {
-    if [[ -n "$api_pid" ]]; then
-        kill -TERM "$api_pid" 2>/dev/null || true
-        wait "$api_pid" 2>/dev/null || true
-    fi
+    for pid in "$sampler_pid" "$api_pid" "$router_pid"; do
+        if [[ -n "$pid" ]]; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     if [[ -n "$testpg_pid" ]]; then
         kill -TERM "$testpg_pid" 2>/dev/null || true
         wait "$testpg_pid" 2>/dev/null || true
@@ -176,8 +192,31 @@ run_pgbench() {
     p99="$(awk -v n="$count" 'NR == int(n * 0.99) + 1 { printf "%.2f", $1 / 1000; exit }' "$log_dir/latencies")"
 }
 
+# Server connections store-api holds, sampled every half second into FILE until stopped.
+start_sampler() {
+    local file="$1"
+    : >"$file"
+    (while true; do
+        "$PSQL" -XAtqc "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = 'store-api'" \
+            >>"$file" 2>/dev/null || true
+        sleep 0.5
+    done) &
+    sampler_pid=$!
+}
+stop_sampler() {
+    kill -TERM "$sampler_pid" 2>/dev/null || true
+    wait "$sampler_pid" 2>/dev/null || true
+    sampler_pid=""
+    sort -n "$1" | tail -n 1
+}
+# Peak resident memory of a process, in MiB.
+peak_rss() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+start_sampler "$work/connections-one.txt"
 run_wrk reads "$work/reads.lua" /api/widgets/1
 api_reads=("$rps" "$p50" "$p99" "$errors")
+one_connections="$(stop_sampler "$work/connections-one.txt")"
+one_rss="$(peak_rss "$api_pid")"
 run_pgbench reads "$work/pgbench-reads.sql"
 pg_reads=("$tps" "$p50" "$p99" "$failures")
 run_wrk orders "$work/orders.lua" /api/orders
@@ -186,6 +225,36 @@ run_pgbench orders "$work/pgbench-orders.sql" "$work/pgbench-orders.defines"
 pg_orders=("$tps" "$p50" "$p99" "$failures")
 run_pgbench orders-one "$work/pgbench-orders-one.sql" "$work/pgbench-orders.defines"
 pg_orders_one=("$tps" "$p50" "$p99" "$failures")
+
+if ((ROUTER_TENANTS > 0)); then
+    # The one-tenant instance is done: the router has the machine as it had.
+    kill -TERM "$api_pid" 2>/dev/null || true
+    wait "$api_pid" 2>/dev/null || true
+    api_pid=""
+    say "provisioning $ROUTER_TENANTS tenants for the router run ($WIDGETS widgets each)"
+    "$ROUTER_SETUP" "$work/router" "$ROUTER_TENANTS" "$WIDGETS" >"$work/router.env"
+    # shellcheck disable=SC1091 # generated at run time
+    . "$work/router.env"
+    router_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    router_ops="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    say "starting store-api in router mode on 127.0.0.1:$router_port ($ROUTER_TENANTS tenants, DB_MAX_CONNECTIONS $ROUTER_DB_MAX)"
+    TENANTS_FILE="$BENCH_ROUTER_FILE" API_HOST=127.0.0.1 API_PORT="$router_port" OPS_ADDR="127.0.0.1:$router_ops" \
+        DB_POOL_SIZE="$CONNECTIONS" DB_MAX_CONNECTIONS="$ROUTER_DB_MAX" LOG_LEVEL="$LOG_LEVEL_API" \
+        "$STORE_API" 2>"$work/store-api-router.log" &
+    router_pid=$!
+    for _ in $(seq 1 200); do
+        OPS_ADDR="127.0.0.1:$router_ops" "$STORE_API" healthcheck && break
+        kill -0 "$router_pid" 2>/dev/null || { cat "$work/store-api-router.log" >&2; die "store-api (router) exited"; }
+        sleep 0.05
+    done
+    OPS_ADDR="127.0.0.1:$router_ops" "$STORE_API" healthcheck || die "store-api (router) did not come up"
+    base="http://127.0.0.1:$router_port"
+    start_sampler "$work/connections-router.txt"
+    run_wrk router "$BENCH_ROUTER_LUA" /api/widgets/1
+    router_reads=("$rps" "$p50" "$p99" "$errors")
+    router_connections="$(stop_sampler "$work/connections-router.txt")"
+    router_rss="$(peak_rss "$router_pid")"
+fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
@@ -200,3 +269,15 @@ printf '%-32s %10s %9s %9s %8s\n' "pgbench: API's one statement" "${pg_orders_on
 printf 'ratio API / pgbench: reads %s, orders %s (orders vs the one statement: %s)\n' \
     "$(ratio "${api_reads[0]}" "${pg_reads[0]}")" "$(ratio "${api_orders[0]}" "${pg_orders[0]}")" \
     "$(ratio "${api_orders[0]}" "${pg_orders_one[0]}")"
+
+if ((ROUTER_TENANTS > 0)); then
+    printf '\nrouter mode: %s tenants in one process, wrk spreading GET /api/widgets/{id} over every host, %s connections, %ss\n' \
+        "$ROUTER_TENANTS" "$CONNECTIONS" "$SECONDS_PER_RUN"
+    printf '%-32s %10s %9s %13s %13s %8s\n' "GET /api/widgets/{id}" "req/s" "p99 ms" "peak RSS MiB" "server conns" "errors"
+    printf '%-32s %10s %9s %13s %13s %8s\n' "one tenant (DATABASE_DSN)" "${api_reads[0]}" "${api_reads[2]}" \
+        "$one_rss" "$one_connections" "${api_reads[3]}"
+    printf '%-32s %10s %9s %13s %13s %8s\n' "router, $ROUTER_TENANTS tenants" "${router_reads[0]}" "${router_reads[2]}" \
+        "$router_rss" "$router_connections" "${router_reads[3]}"
+    printf 'router / one tenant: throughput %s (DB_MAX_CONNECTIONS %s)\n' \
+        "$(ratio "${router_reads[0]}" "${api_reads[0]}")" "$ROUTER_DB_MAX"
+fi

@@ -1,10 +1,13 @@
 //! The router, its shared state and the middleware every request passes through.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,10 +16,12 @@ use deadpool_postgres::Pool;
 use tracing::Instrument;
 
 use crate::auth::{Hasher, TokenCache};
-use crate::config::{Config, IpNet};
+use crate::budget::Budget;
+use crate::config::{Config, DatabaseConfig, IpNet};
 use crate::db::{self, PoolBuildError, SharedClients};
 use crate::error::{ApiError, REQUEST, RequestContext, RequestId};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ProcessStats};
+use crate::registry::Registry;
 use crate::routes::{
     CachedCount, customers, operations, orders, reference, session, users, widgets,
 };
@@ -29,8 +34,13 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// What every handler can reach. One reference count to clone: axum clones the state several
-/// times per request, and ten counters bumped on both cores would cost more than the handler.
+/// One tenant as every handler sees it. One reference count to clone: axum clones the state
+/// several times per request, and ten counters bumped on both cores would cost more than the
+/// handler.
+///
+/// The request middleware finds the tenant of the request ([`Registry::resolve`]) and puts its
+/// state in the request's extensions; handlers take it as an extractor. A single-tenant
+/// process is a registry of one tenant that answers to every host name.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
@@ -42,55 +52,146 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The contents of [`AppState`].
+/// The contents of [`AppState`]: everything that belongs to one tenant (pool, caches, sign-in
+/// counters, figures) and handles on what the process shares.
 pub struct Shared {
     pub pool: Pool,
     /// Pool connections shared by many requests' single statements (see [`SharedClients`]).
     pub shared: Arc<SharedClients>,
     pub tenant: Arc<TenantName>,
-    pub metrics: Arc<Metrics>,
+    /// The tenant's key in the registry: its first host name (`-` in single-tenant mode).
+    pub key: Arc<str>,
+    pub metrics: Metrics,
     pub token_ttl: Duration,
     pub request_timeout: Duration,
+    /// Process-wide: Argon2's memory is the process's, whichever tenant asks.
     pub hasher: Hasher,
-    pub throttle: Arc<Throttle>,
-    pub tokens: Arc<TokenCache>,
+    pub throttle: Throttle,
+    pub tokens: TokenCache,
     pub trusted_proxies: Arc<[IpNet]>,
     /// The catalogue's `total`, counted at most once a second.
-    pub catalogue_total: Arc<CachedCount>,
+    pub catalogue_total: CachedCount,
     /// `/metrics` and `/readyz` are served on `OPS_ADDR`, not with the API.
     pub separate_ops: bool,
+    /// When a request last came for this tenant (ms on the registry's clock), for closing idle
+    /// pools and choosing which to close when the connection budget runs out.
+    pub last_used_ms: AtomicU64,
+    /// Whether the pool was fitted to the database's connection limit, and when that was last
+    /// tried (ms), so a tenant whose database is down is not asked on every request.
+    pub(crate) limit_fitted: AtomicBool,
+    pub(crate) limit_tried_ms: AtomicU64,
+}
+
+impl Shared {
+    /// Closes the tenant's idle connections (those in use close when given back). Its caches
+    /// and sign-in counters stay: closing connections must never reset a throttle.
+    pub fn close_idle(&self) -> usize {
+        self.shared.release();
+        self.close_idle_pooled()
+    }
+
+    /// Closes the connections waiting in the pool, keeping the shared ones.
+    pub fn close_idle_pooled(&self) -> usize {
+        self.pool.retain(|_, _| false).removed.len()
+    }
+}
+
+/// A tenant removed from the map (or a stopped process) closes its connections as soon as the
+/// last request holding it has ended.
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.shared.release();
+        self.pool.close();
+        tracing::debug!(tenant = %self.tenant.get(), "tenant's connections closed");
+    }
+}
+
+/// What a tenant's state is built from.
+pub struct TenantSpec<'a> {
+    pub key: &'a str,
+    pub name: TenantName,
+    pub database: &'a DatabaseConfig,
 }
 
 impl AppState {
-    /// Builds the pool; connects nothing yet.
-    pub fn new(config: &Config) -> Result<AppState, PoolBuildError> {
-        let pool = db::build_pool(&config.database, config.pool_size, config.request_timeout)?;
-        let tenant = match &config.tenant_name {
-            Some(name) => TenantName::fixed(name),
-            None => TenantName::unknown(config.database.pg.get_dbname().unwrap_or("?")),
-        };
+    /// Builds the tenant's pool; connects nothing yet.
+    pub fn for_tenant(
+        config: &Config,
+        process: &Process,
+        spec: TenantSpec<'_>,
+    ) -> Result<AppState, PoolBuildError> {
+        let key: Arc<str> = Arc::from(spec.key);
+        let pool = db::build_pool(
+            spec.database,
+            config.pool_size,
+            config.request_timeout,
+            process.budget.clone(),
+            key.clone(),
+        )?;
         Ok(AppState(Arc::new(Shared {
             shared: Arc::new(SharedClients::new(pool.clone(), config.shared_connections)),
             pool,
-            tenant: Arc::new(tenant),
-            metrics: Arc::new(Metrics::default()),
+            tenant: Arc::new(spec.name),
+            key,
+            metrics: Metrics::default(),
             token_ttl: config.token_ttl,
             request_timeout: config.request_timeout,
-            hasher: Hasher::new(config.hash_concurrency, config.hash_wait),
-            throttle: Arc::new(Throttle::new(config.sign_in)),
-            tokens: Arc::new(TokenCache::new(config.token_cache)),
-            trusted_proxies: config.trusted_proxies.clone().into(),
-            catalogue_total: Arc::new(CachedCount::new(Duration::from_secs(1))),
+            hasher: process.hasher.clone(),
+            throttle: Throttle::new(config.sign_in),
+            tokens: TokenCache::new(config.token_cache),
+            trusted_proxies: process.trusted_proxies.clone(),
+            catalogue_total: CachedCount::new(Duration::from_secs(1)),
             separate_ops: config.ops_addr.is_some(),
+            last_used_ms: AtomicU64::new(0),
+            limit_fitted: AtomicBool::new(false),
+            limit_tried_ms: AtomicU64::new(0),
         })))
+    }
+}
+
+impl AppState {
+    /// Whether both are the same tenant's state (not merely equal settings).
+    pub fn same(&self, other: &AppState) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Handlers take the tenant's state from the request, where [`observe`] put it.
+impl<S: Send + Sync> FromRequestParts<S> for AppState {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<AppState>().cloned().ok_or_else(|| {
+            tracing::error!("a tenant's endpoint was reached without a tenant");
+            ApiError::internal()
+        })
+    }
+}
+
+/// What every tenant of the process shares.
+pub struct Process {
+    pub hasher: Hasher,
+    pub trusted_proxies: Arc<[IpNet]>,
+    pub budget: Arc<Budget>,
+    pub stats: ProcessStats,
+}
+
+impl Process {
+    pub fn new(config: &Config) -> Process {
+        Process {
+            hasher: Hasher::new(config.hash_concurrency, config.hash_wait),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+            budget: Arc::new(Budget::new(config.db_max_connections())),
+            stats: ProcessStats::default(),
+        }
     }
 }
 
 /// Every route, operations endpoints included unless they are served on their own address.
 /// `/api/openapi.json` documents exactly these (a test holds them together).
-pub fn router(state: AppState) -> Router {
+pub fn router(registry: Arc<Registry>) -> Router {
     let mut routes = Router::new().route("/healthz", get(operations::healthz));
-    if !state.separate_ops {
+    if !registry.separate_ops() {
         routes = routes
             .route("/readyz", get(operations::readyz))
             .route("/metrics", get(operations::metrics));
@@ -129,12 +230,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            registry.clone(),
+            observe_api,
+        ))
+        .with_state(registry)
 }
 
 /// The operations endpoints alone, for `OPS_ADDR`: liveness, readiness and metrics.
-pub fn ops_router(state: AppState) -> Router {
+pub fn ops_router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/healthz", get(operations::healthz))
         .route("/readyz", get(operations::readyz))
@@ -142,8 +246,11 @@ pub fn ops_router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            registry.clone(),
+            observe_ops,
+        ))
+        .with_state(registry)
 }
 
 async fn no_route() -> ApiError {
@@ -162,8 +269,57 @@ async fn wrong_method() -> ApiError {
     )
 }
 
-/// Request id, timeout, span, metrics and the one log line per request.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// A request to the API's address serves the tenant its host names. Liveness answers on any
+/// host (load balancers probe by address), naming no tenant.
+async fn observe_api(
+    State(registry): State<Arc<Registry>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+    let tenant = match registry.resolve(request.uri(), request.headers(), peer) {
+        Some(tenant) => Ok(Some(tenant)),
+        None if request.uri().path() == "/healthz" => Ok(None),
+        None => Err(()),
+    };
+    observe(registry, tenant, request, next).await
+}
+
+/// The operations address serves the process: the one tenant of a single-tenant process, no
+/// tenant in particular in router mode.
+async fn observe_ops(
+    State(registry): State<Arc<Registry>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let tenant = registry.single();
+    observe(registry, Ok(tenant), request, next).await
+}
+
+/// No tenant of this process is served at the host a request named. The answer is the same
+/// whatever the host was, and never names one.
+fn unknown_tenant() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_tenant",
+        "no shop is served at this address",
+    )
+}
+
+/// Request id, timeout, span, metrics and the one log line per request. `state` is the
+/// request's tenant, `Ok(None)` for the process's own endpoints, `Err` for a host this process
+/// does not serve.
+async fn observe(
+    registry: Arc<Registry>,
+    state: Result<Option<AppState>, ()>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let known = state.is_ok();
+    let state = state.ok().flatten();
     let started = Instant::now();
     let client_id = request
         .headers()
@@ -177,25 +333,39 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("-", MatchedPath::as_str);
-    let tenant = state.tenant.get().clone();
+    let tenant = state.as_ref().map(|state| state.tenant.get().clone());
+    let shown: &str = tenant.as_deref().unwrap_or("-");
     let span = tracing::info_span!(
         "request",
-        tenant = %tenant,
+        tenant = shown,
         request_id = %request_id,
         method = %method,
         route,
+        host = tracing::field::Empty,
     );
+    if registry.is_router()
+        && let Some(state) = &state
+    {
+        span.record("host", &*state.key);
+    }
     // The path, not the URI: query strings carry search terms, which are personal data. The
     // URI is shared with the request, not copied.
     let uri = request.uri().clone();
-    let timeout = state.request_timeout;
+    let timeout = registry.request_timeout();
     let context = RequestContext {
         request_id,
         tenant,
         deadline: started + timeout,
     };
+    if let Some(state) = &state {
+        registry.touch(state);
+        request.extensions_mut().insert(state.clone());
+    }
     let mut response = REQUEST
         .scope(context, async move {
+            if !known {
+                return unknown_tenant().into_response();
+            }
             match tokio::time::timeout(timeout, next.run(request)).await {
                 Ok(response) => response,
                 Err(_) => {
@@ -213,9 +383,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let elapsed = started.elapsed();
     let status = response.status();
     let metric_route = if route == "-" { "unmatched" } else { route };
-    state
-        .metrics
-        .record(method.as_str(), metric_route, status.as_u16(), elapsed);
+    let metrics = match &state {
+        Some(state) => &state.metrics,
+        None => registry.untenanted_metrics(),
+    };
+    metrics.record(method.as_str(), metric_route, status.as_u16(), elapsed);
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     let path = uri.path();
     if status.is_server_error() {

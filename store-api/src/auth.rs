@@ -280,10 +280,12 @@ impl AuthUser {
     }
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, router_state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_request_parts(parts, router_state).await?;
+        let state = &state;
         let hash = token_hash(bearer_token(parts)?);
         if let Some((id, role)) = state.tokens.get(&hash) {
             return Ok(AuthUser {

@@ -32,6 +32,9 @@ pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
 pub const DB_SHARED_CONNECTIONS: &str = "DB_SHARED_CONNECTIONS";
 pub const TOKEN_CACHE_MS: &str = "TOKEN_CACHE_MS";
 pub const WORKER_THREADS: &str = "WORKER_THREADS";
+pub const TENANTS_FILE: &str = "TENANTS_FILE";
+pub const DB_MAX_CONNECTIONS: &str = "DB_MAX_CONNECTIONS";
+pub const DB_IDLE_TIMEOUT_SECS: &str = "DB_IDLE_TIMEOUT_SECS";
 
 pub const DEFAULT_PORT: u16 = 4001;
 const DEFAULT_POOL_SIZE: usize = 16;
@@ -52,6 +55,11 @@ const DEFAULT_SHARED_CONNECTIONS: usize = 1;
 /// A cached token is re-read after this at the latest: a logout on another instance takes
 /// effect within it. Never more than a second (the API's promise).
 pub const MAX_TOKEN_CACHE: Duration = Duration::from_secs(1);
+/// Database connections a router holds at most across tenants: PostgreSQL's own default
+/// `max_connections`, less a few for its superusers and the operator.
+const DEFAULT_DB_MAX_CONNECTIONS: usize = 90;
+/// A tenant without requests for this long has its connections closed.
+const DEFAULT_DB_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A setting that is missing or malformed. The message names the setting and never repeats its
 /// value, so a DSN's password cannot leak into a log.
@@ -191,7 +199,17 @@ pub struct SignInLimits {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database: DatabaseConfig,
+    /// `DATABASE_DSN`: the one tenant of a single-tenant process (`None` in router mode).
+    pub database: Option<DatabaseConfig>,
+    /// `TENANTS_FILE`'s path and tenants as read at start (router mode).
+    pub tenants_file: Option<String>,
+    pub tenants: Option<Vec<crate::tenants_file::TenantEntry>>,
+    /// `DATABASE_ALLOW_CLEARTEXT_PASSWORD`, kept for reloads of the tenants file.
+    pub allow_cleartext_password: bool,
+    /// `DB_MAX_CONNECTIONS` (router mode; a single tenant's pool is its own budget).
+    pub db_max_connections: usize,
+    /// `DB_IDLE_TIMEOUT_SECS`.
+    pub db_idle_timeout: Duration,
     pub host: IpAddr,
     pub port: u16,
     /// `TENANT_NAME`; without it, the name the provider recorded for the tenant is read from the
@@ -224,14 +242,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// Database connections the process may hold at once: `DB_MAX_CONNECTIONS` in router mode,
+    /// the pool's size for a single tenant.
+    pub fn db_max_connections(&self) -> usize {
+        match &self.tenants {
+            Some(_) => self.db_max_connections,
+            None => self.pool_size,
+        }
+    }
+
     /// The connection limits of the API's listener: `MAX_CONNECTIONS` or, by default, as many as
-    /// the open-file limit leaves room for next to the pool, capped at
+    /// the open-file limit leaves room for next to the database connections (the pool, or a
+    /// router's whole budget), capped at
     /// [`DEFAULT_MAX_CONNECTIONS`].
     pub fn connection_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             max_connections: self
                 .max_connections
-                .unwrap_or_else(|| default_max_connections(self.pool_size)),
+                .unwrap_or_else(|| default_max_connections(self.db_max_connections())),
             header_read_timeout: self.header_read_timeout,
             keep_alive_timeout: self.keep_alive_timeout,
         }
@@ -280,7 +308,32 @@ impl Config {
     /// Reads settings through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let database = database_settings(&get)?;
+        let allow_cleartext_password = allow_cleartext(&get)?;
+        let tenants_file = get(TENANTS_FILE).map(|path| path.trim().to_owned());
+        let (database, tenants) = match &tenants_file {
+            None => (Some(database_settings(&get)?), None),
+            Some(path) => {
+                for (name, why) in [
+                    (
+                        DATABASE_DSN,
+                        "TENANTS_FILE names every tenant's DSN; set one or the other",
+                    ),
+                    (
+                        DATABASE_PASSWORD_FILE,
+                        "router mode takes passwords from the DSNs of TENANTS_FILE",
+                    ),
+                    (TENANT_NAME, "TENANTS_FILE names every tenant"),
+                ] {
+                    if get(name).is_some() {
+                        return Err(invalid(name, why));
+                    }
+                }
+                (
+                    None,
+                    Some(crate::tenants_file::read(path, allow_cleartext_password)?),
+                )
+            }
+        };
         let tenant_name = get(TENANT_NAME).map(|name| name.trim().to_owned());
         if tenant_name
             .as_deref()
@@ -434,6 +487,33 @@ impl Config {
                 MAX_TOKEN_CACHE.as_millis() as u64,
             )?),
         };
+        let db_max_connections = match get(DB_MAX_CONNECTIONS) {
+            None => DEFAULT_DB_MAX_CONNECTIONS,
+            Some(value) => number(DB_MAX_CONNECTIONS, &value, 1, 100_000)? as usize,
+        };
+        if tenants.is_some() {
+            if ops_addr.is_none() {
+                return Err(ConfigError::Missing {
+                    name: OPS_ADDR,
+                    hint: " (router mode serves /readyz and /metrics, which cover every tenant, \
+                           only there, never on a tenant's host name)",
+                });
+            }
+            if db_max_connections < 2 * pool_size {
+                return Err(invalid(
+                    DB_MAX_CONNECTIONS,
+                    "must be at least twice DB_POOL_SIZE, or one busy tenant could take every \
+                     connection (lower DB_POOL_SIZE or raise DB_MAX_CONNECTIONS)",
+                ));
+            }
+        }
+        let db_idle_timeout = seconds(
+            &get,
+            DB_IDLE_TIMEOUT_SECS,
+            DEFAULT_DB_IDLE_TIMEOUT,
+            1.0,
+            86_400.0,
+        )?;
         let worker_threads = match get(WORKER_THREADS) {
             None => default_worker_threads(),
             Some(value) => number(WORKER_THREADS, &value, 1, 256)? as usize,
@@ -441,6 +521,11 @@ impl Config {
         Ok(Config {
             worker_threads,
             database,
+            tenants_file,
+            tenants,
+            allow_cleartext_password,
+            db_max_connections,
+            db_idle_timeout,
             host,
             port,
             tenant_name,
@@ -650,13 +735,19 @@ mod tests {
         let kv = config(&[(DATABASE_DSN, KV), (TENANT_NAME, "Building")]).unwrap();
         assert_eq!(kv.port, DEFAULT_PORT);
         assert_eq!(
-            kv.database.connector.mode(),
+            kv.database.as_ref().unwrap().connector.mode(),
             usualstore_pgtls::SslMode::Prefer
         );
-        assert_eq!(kv.database.pg.get_password(), Some(&b"p a'ss"[..]));
-        assert_eq!(kv.database.pg.get_dbname(), Some("building_shop"));
         assert_eq!(
-            kv.database.describe(),
+            kv.database.as_ref().unwrap().pg.get_password(),
+            Some(&b"p a'ss"[..])
+        );
+        assert_eq!(
+            kv.database.as_ref().unwrap().pg.get_dbname(),
+            Some("building_shop")
+        );
+        assert_eq!(
+            kv.database.as_ref().unwrap().describe(),
             "127.0.0.1:5432/building_shop as building_ops"
         );
         assert!(!format!("{kv:?}").contains("p a'ss"));
@@ -673,10 +764,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            url.database.connector.mode(),
+            url.database.as_ref().unwrap().connector.mode(),
             usualstore_pgtls::SslMode::Disable
         );
-        assert_eq!(url.database.pg.get_password(), Some(&b"pct enc"[..]));
+        assert_eq!(
+            url.database.as_ref().unwrap().pg.get_password(),
+            Some(&b"pct enc"[..])
+        );
         assert_eq!(url.port, 8080);
         assert_eq!(url.pool_size, 4);
         assert_eq!(url.log_format, LogFormat::Json);
@@ -692,7 +786,7 @@ mod tests {
         let without = "host=h user=u dbname=d sslmode=disable";
         let read = config(&[(DATABASE_DSN, without), (DATABASE_PASSWORD_FILE, &path)]).unwrap();
         assert_eq!(
-            read.database.pg.get_password(),
+            read.database.as_ref().unwrap().pg.get_password(),
             Some(&b"kept in a secret store"[..])
         );
 
@@ -770,6 +864,53 @@ mod tests {
                 .to_string();
             assert!(error.starts_with(&format!("{name} is invalid")), "{error}");
         }
+    }
+
+    #[test]
+    fn router_mode_takes_a_tenants_file_and_an_operations_address() {
+        let dir = std::env::temp_dir().join(format!("store-api-tenants-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tenants.json");
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"Shop.Example.com": {{"dsn": "{}", "name": "Shop"}}}}"#,
+                KV.replace('\\', "\\\\")
+            ),
+        )
+        .unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let ops = (OPS_ADDR, "127.0.0.1:4002");
+        let router = config(&[(TENANTS_FILE, &path), ops]).unwrap();
+        assert!(router.database.is_none());
+        let tenants = router.tenants.as_ref().unwrap();
+        assert_eq!(tenants[0].hosts, ["shop.example.com"]);
+        assert!(!format!("{router:?}").contains("p a'ss"));
+        assert_eq!(router.db_max_connections(), 90);
+        assert_eq!(router.db_idle_timeout, Duration::from_secs(60));
+
+        let error = |pairs: &[(&str, &str)]| config(pairs).unwrap_err().to_string();
+        assert!(error(&[(TENANTS_FILE, &path)]).starts_with("OPS_ADDR is not set"));
+        assert!(
+            error(&[(TENANTS_FILE, &path), ops, (DATABASE_DSN, KV)])
+                .starts_with("DATABASE_DSN is invalid")
+        );
+        assert!(
+            error(&[(TENANTS_FILE, &path), ops, (TENANT_NAME, "x")])
+                .starts_with("TENANT_NAME is invalid")
+        );
+        assert!(
+            error(&[(TENANTS_FILE, &path), ops, (DB_MAX_CONNECTIONS, "20")])
+                .starts_with("DB_MAX_CONNECTIONS is invalid")
+        );
+        let missing = error(&[(TENANTS_FILE, "/nonexistent/tenants.json"), ops]);
+        assert!(missing.contains("cannot read"), "{missing}");
+        // A single tenant's pool is its own budget.
+        assert_eq!(
+            config(&[(DATABASE_DSN, KV)]).unwrap().db_max_connections(),
+            16
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -13,6 +13,7 @@ use deadpool_postgres::{
 use tokio_postgres::error::SqlState;
 use usualstore_pgtls::Connector;
 
+use crate::budget::Budget;
 use crate::config::DatabaseConfig;
 
 /// How long a request waits for a pooled connection before it is told the service is busy.
@@ -29,10 +30,15 @@ pub struct PoolBuildError(String);
 /// request was abandoned cannot keep a pooled connection busy for long), times in UTC, and a
 /// `search_path` of only the catalog (every table is named with its schema): all as start-up
 /// options, so a new connection costs no extra round trip.
+///
+/// Each connection holds a permit of `budget` while it is open (see [`crate::budget`]);
+/// `tenant` is the key the budget knows the pool by.
 pub fn build_pool(
     database: &DatabaseConfig,
     size: usize,
     request_timeout: Duration,
+    budget: Arc<Budget>,
+    tenant: Arc<str>,
 ) -> Result<Pool, PoolBuildError> {
     let manager_config = ManagerConfig {
         // Fast: a closed connection (server restarted) is discarded on checkout without a round
@@ -41,8 +47,12 @@ pub fn build_pool(
     };
     let mut pg = database.pg.clone();
     pg.options(session_options(pg.get_options(), request_timeout));
-    let manager =
-        Manager::from_connect(pg, PoolConnect(database.connector.clone()), manager_config);
+    let connect = PoolConnect {
+        connector: database.connector.clone(),
+        budget,
+        tenant,
+    };
+    let manager = Manager::from_connect(pg, connect, manager_config);
     let create_timeout = database
         .pg
         .get_connect_timeout()
@@ -98,6 +108,19 @@ impl SharedClients {
             self.slots.len().min(max.saturating_sub(1)),
             Ordering::Relaxed,
         );
+    }
+
+    /// Lets go of the shared connections: they go back to the pool (and can be closed there)
+    /// once the statements running on them are done.
+    pub fn release(&self) {
+        for slot in self.slots.iter() {
+            lock(slot).take();
+        }
+    }
+
+    /// Whether a shared connection is held.
+    pub fn holds_any(&self) -> bool {
+        self.slots.iter().any(|slot| lock(slot).is_some())
     }
 
     /// A connection for one statement outside a transaction: a shared one, or one of its own
@@ -165,8 +188,12 @@ fn session_options(existing: Option<&str>, request_timeout: Duration) -> String 
 }
 
 /// Opens pool connections the way the DSN's sslmode says, refusing cleartext passwords to a server
-/// that is not verified.
-struct PoolConnect(Connector);
+/// that is not verified, each with a permit of the connection budget.
+struct PoolConnect {
+    connector: Connector,
+    budget: Arc<Budget>,
+    tenant: Arc<str>,
+}
 
 type Connected =
     Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>;
@@ -177,7 +204,17 @@ impl deadpool_postgres::Connect for PoolConnect {
         pg_config: &tokio_postgres::Config,
     ) -> Pin<Box<dyn Future<Output = Connected> + Send + '_>> {
         let pg_config = pg_config.clone();
-        Box::pin(async move { self.0.connect(&pg_config).await })
+        Box::pin(async move {
+            let permit = self.budget.acquire(&self.tenant).await;
+            let (client, driver) = self.connector.connect(&pg_config).await?;
+            // The permit lives as long as the connection: this task ends when the connection
+            // ends by itself, and deadpool aborts it when it drops the connection.
+            let task = tokio::spawn(async move {
+                let _permit = permit;
+                let _ = driver.await;
+            });
+            Ok((client, task))
+        })
     }
 }
 

@@ -69,7 +69,9 @@ impl std::fmt::Display for RequestId {
 #[derive(Clone)]
 pub struct RequestContext {
     pub request_id: RequestId,
-    pub tenant: Arc<str>,
+    /// `None` when the request names no tenant this process serves (or the operations port
+    /// of a router).
+    pub tenant: Option<Arc<str>>,
     /// When the request timeout ends the request.
     pub deadline: std::time::Instant,
 }
@@ -284,7 +286,7 @@ impl IntoResponse for ApiError {
                 field: self.field.as_deref(),
                 request_id: context.as_ref().map(|c| c.request_id.as_str()),
             },
-            tenant: context.as_ref().map(|c| &*c.tenant),
+            tenant: context.as_ref().and_then(|c| c.tenant.as_deref()),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, bytes).into_response();

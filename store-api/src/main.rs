@@ -1,4 +1,5 @@
-//! `store-api`: serves one tenant's store over HTTP. See the crate README for settings.
+//! `store-api`: serves one tenant's store over HTTP, or many by host name. See the crate README
+//! for settings.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use store_api::cli::{self, CliError};
 use store_api::config::ConnectionLimits;
-use store_api::{AppState, Config, Listener, logging};
+use store_api::{AppState, Config, Listener, Registry, logging};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -86,7 +87,7 @@ fn serve() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let state = AppState::new(&config)?;
+    let registry = Registry::new(&config)?;
     let address = (config.host, config.port);
     let listener = TcpListener::bind(address)
         .await
@@ -100,9 +101,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let mut limits = config.connection_limits();
+    let database_files = config.db_max_connections() as u64;
     if config.max_connections.is_some()
         && let Some(files) = store_api::config::open_file_limit()
-        && (limits.max_connections as u64).saturating_add(64 + config.pool_size as u64) > files
+        && (limits.max_connections as u64).saturating_add(64 + database_files) > files
     {
         tracing::warn!(
             max_connections = limits.max_connections,
@@ -112,27 +114,76 @@ async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     limits.max_connections = limits.max_connections.max(1);
-    state
-        .metrics
+    registry
+        .process()
+        .stats
         .max_connections
         .store(limits.max_connections as u64, Ordering::Relaxed);
+    let tenants = registry.tenants();
     tracing::info!(
-        tenant = %state.tenant.get(),
-        database = %config.database.describe(),
-        sslmode = %config.database.connector.mode(),
+        tenant = registry.single().map(|state| state.tenant.get().to_string()),
+        tenants = registry.is_router().then_some(tenants.len()),
+        database = config.database.as_ref().map(|database| database.describe()),
+        sslmode = config.database.as_ref().map(|database| database.connector.mode().to_string()),
         address = %listener.local_addr()?,
         ops_address = ops_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()),
         pool_size = config.pool_size,
+        db_max_connections = config.db_max_connections(),
         max_connections = limits.max_connections,
         header_read_timeout_ms = limits.header_read_timeout.as_millis() as u64,
         keep_alive_timeout_ms = limits.keep_alive_timeout.as_millis() as u64,
         password_hash_concurrency = config.hash_concurrency,
         "store-api listening"
     );
-    // Say early whether the database is there; serving starts either way (readyz tells).
+    match registry.single() {
+        Some(state) => check_database(&state).await,
+        None => {
+            for (state, hosts) in &tenants {
+                tracing::info!(tenant = %state.tenant.get(), hosts = hosts.join(" "), "serving tenant");
+            }
+            if let Some(path) = config.tenants_file.clone() {
+                reload_on_change(registry.clone(), path);
+            }
+        }
+    }
+    let drain = config.request_timeout + Duration::from_secs(5);
+    let mut listeners = vec![Listener {
+        tcp: listener,
+        router: store_api::router(registry.clone()),
+        limits,
+        stats: registry.process().stats.connections.clone(),
+        name: "api",
+    }];
+    if let Some(tcp) = ops_listener {
+        listeners.push(Listener {
+            tcp,
+            router: store_api::ops_router(registry.clone()),
+            limits: ConnectionLimits {
+                max_connections: OPS_MAX_CONNECTIONS,
+                ..limits
+            },
+            stats: Default::default(),
+            name: "ops",
+        });
+    }
+    store_api::serve(listeners, shutdown_signal(), drain).await?;
+    for (state, _) in registry.tenants() {
+        state.pool.close();
+    }
+    tracing::info!("store-api stopped");
+    Ok(())
+}
+
+/// Probes and scrapers need few connections; a separate budget keeps them answered while the
+/// API's connections are all taken.
+const OPS_MAX_CONNECTIONS: usize = 32;
+
+/// Says early whether a single tenant's database is there; serving starts either way (readyz
+/// tells).
+async fn check_database(state: &AppState) {
     match state.pool.get().await {
         Ok(client) => {
-            fit_pool_to_connection_limit(&state, &client).await;
+            store_api::registry::fit_pool_to_connection_limit(state, &client).await;
             if let Err(error) = state.tenant.read(&client).await {
                 tracing::debug!(%error, "cannot read the tenant name");
             }
@@ -154,67 +205,56 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
     }
     state.tenant.learn_in_background(state.pool.clone());
-    let drain = config.request_timeout + Duration::from_secs(5);
-    let mut listeners = vec![Listener {
-        tcp: listener,
-        router: store_api::router(state.clone()),
-        limits,
-        stats: state.metrics.connections.clone(),
-        name: "api",
-    }];
-    if let Some(tcp) = ops_listener {
-        listeners.push(Listener {
-            tcp,
-            router: store_api::ops_router(state.clone()),
-            limits: ConnectionLimits {
-                max_connections: OPS_MAX_CONNECTIONS,
-                ..limits
-            },
-            stats: Default::default(),
-            name: "ops",
-        });
-    }
-    store_api::serve(listeners, shutdown_signal(), drain).await?;
-    state.pool.close();
-    tracing::info!("store-api stopped");
-    Ok(())
 }
 
-/// Probes and scrapers need few connections; a separate budget keeps them answered while the
-/// API's connections are all taken.
-const OPS_MAX_CONNECTIONS: usize = 32;
+/// How often the tenants file is looked at for a change (its size and modification time).
+const FILE_POLL: Duration = Duration::from_secs(2);
 
-/// The tenant's plan is its database's connection limit (free: 5). A pool larger than that
-/// would only turn busy moments into "too many connections" errors, so it shrinks to the limit.
-async fn fit_pool_to_connection_limit(state: &AppState, client: &tokio_postgres::Client) {
-    let limit = match client
-        .query_one(
-            "SELECT d.datconnlimit FROM pg_catalog.pg_database d \
-             WHERE d.datname = current_database()",
-            &[],
-        )
-        .await
-        .and_then(|row| row.try_get::<_, i32>(0))
-    {
-        Ok(limit) => limit,
+/// Reloads the tenants file on SIGHUP and when it changes. A refused file is logged and the
+/// map in use keeps serving.
+fn reload_on_change(registry: std::sync::Arc<Registry>, path: String) {
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
         Err(error) => {
-            tracing::debug!(%error, "cannot read the database's connection limit");
-            return;
+            tracing::error!(%error, "cannot listen for SIGHUP; the tenants file reloads only when it changes");
+            None
         }
     };
-    let size = state.pool.status().max_size;
-    if let Ok(limit) = usize::try_from(limit)
-        && limit > 0
-        && limit < size
-    {
-        state.pool.resize(limit);
-        state.shared.fit();
-        tracing::warn!(
-            pool_size = size,
-            connection_limit = limit,
-            "DB_POOL_SIZE is above the database's connection limit (the tenant's plan); using the limit"
-        );
-    }
+    tokio::spawn(async move {
+        let stamp = |path: &str| {
+            std::fs::metadata(path)
+                .ok()
+                .map(|meta| (meta.len(), meta.modified().ok()))
+        };
+        let mut seen = stamp(&path);
+        let mut poll = tokio::time::interval(FILE_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let why = tokio::select! {
+                Some(()) = async {
+                    match hangup.as_mut() {
+                        Some(hangup) => hangup.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => "SIGHUP",
+                _ = poll.tick() => {
+                    let now = stamp(&path);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    "the file changed"
+                }
+            };
+            tracing::info!(reason = why, "reloading TENANTS_FILE");
+            if let Err(error) = registry.reload() {
+                tracing::error!(
+                    error = %store_api::registry::describe_refusal(&error),
+                    "TENANTS_FILE refused; the tenants already loaded keep being served"
+                );
+            }
+        }
+    });
 }
 
 /// SIGTERM (docker stop, Kubernetes) or SIGINT (Ctrl-C).

@@ -14,6 +14,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
 use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
+use tracing::Instrument;
 
 use crate::guard::Guard;
 use crate::{SslMode, TlsError, TlsSettings, verify};
@@ -136,11 +137,16 @@ fn spawn<F>(connection: F) -> Connection
 where
     F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
 {
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "PostgreSQL connection ended with an error");
+    // In the opener's span: a service's log line then says whose connection it was (store-api's
+    // tenant), though the connection outlives the request that opened it.
+    tokio::spawn(
+        async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "PostgreSQL connection ended with an error");
+            }
         }
-    })
+        .in_current_span(),
+    )
 }
 
 /// tokio-postgres makes its I/O errors privately, and deadpool's connect hook must return one:

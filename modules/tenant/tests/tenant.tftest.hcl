@@ -18,6 +18,8 @@ variables {
   admins     = [{ username = "tftest_ops", email = "ops@tftest.example" }]
   developers = [{ username = "tftest_dev", password = "developer-chosen-1" }]
   customers  = [{ username = "tftest_viewer" }]
+  # Written as an operator might; the output's keys are the names as store-api compares them.
+  hosts = ["Shop.TFTest.example.", "www.tftest.example"]
 }
 
 run "tenant_with_users" {
@@ -64,6 +66,15 @@ run "tenant_with_users" {
   assert {
     condition     = strcontains(output.dsns["tftest_dev"], "password='developer-chosen-1'")
     error_message = "The developer's DSN does not carry the password it was given."
+  }
+
+  assert {
+    condition = (
+      keys(output.store_api_tenants) == ["shop.tftest.example", "www.tftest.example"]
+      && output.store_api_tenants["shop.tftest.example"].dsn == output.admin_dsn
+      && output.store_api_tenants["www.tftest.example"].name == "Module Test Ltd."
+    )
+    error_message = "store_api_tenants does not map each host name to the first admin's DSN and the tenant's name."
   }
 
   assert {

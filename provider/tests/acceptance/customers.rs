@@ -571,6 +571,46 @@ fn dsns_reach_only_their_own_customer(operator: &Operator, deploys: &[crate::sup
             );
         }
     }
+    // Host names for store-api's router mode: an apply that changes outputs only, after which
+    // `terraform output -json store_api_tenants` is the TENANTS_FILE as store-api reads it.
+    assert_eq!(
+        operator.output_json(CORNER, "store_api_tenants"),
+        serde_json::json!({}),
+        "a customer without hosts is in the router's file"
+    );
+    let with_hosts = operator.terraform(
+        ACME,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-var-file=customers/acme_tools.tfvars",
+            "-var-file=customers/acme_tools.secrets.tfvars",
+            "-var",
+            r#"hosts={acme_tools=["Shop.Acme.example.", "www.acme.example"]}"#,
+        ],
+    );
+    assert!(
+        with_hosts.success(),
+        "apply with hosts failed:\n{with_hosts}"
+    );
+    assert!(
+        with_hosts
+            .stdout
+            .contains("0 added, 0 changed, 0 destroyed"),
+        "host names changed resources:\n{with_hosts}"
+    );
+    let boss_dsn = operator.dsns(ACME)[ACME]["acme_boss"].clone();
+    assert_eq!(
+        operator.output_json(ACME, "store_api_tenants"),
+        serde_json::json!({
+            "shop.acme.example": { "dsn": boss_dsn, "name": ACME_COMPANY },
+            "www.acme.example": { "dsn": boss_dsn, "name": ACME_COMPANY },
+        }),
+        "store_api_tenants is not host => the first admin's DSN and the company"
+    );
+
     let shown = operator.run_script(
         "customers/corner_bakery-deploy.sh",
         &[

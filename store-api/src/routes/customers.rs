@@ -1,6 +1,5 @@
 //! Customers: any signed-in user may read them; admins and developers add them.
 
-use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use tokio_postgres::types::ToSql;
@@ -25,7 +24,7 @@ pub struct CustomerQuery {
 }
 
 pub async fn list(
-    State(state): State<AppState>,
+    state: AppState,
     _user: AuthUser,
     ApiQuery(query): ApiQuery<CustomerQuery>,
 ) -> ApiResult<Json<List<Customer>>> {
@@ -90,11 +89,7 @@ fn escape_like(term: &str) -> String {
     escaped
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    _user: AuthUser,
-    Id(id): Id,
-) -> ApiResult<Json<Customer>> {
+pub async fn get(state: AppState, _user: AuthUser, Id(id): Id) -> ApiResult<Json<Customer>> {
     let client = state.shared.get().await?;
     let statement = client
         .prepare_cached(&format!(
@@ -136,7 +131,7 @@ impl NewCustomer {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    state: AppState,
     user: AuthUser,
     ApiJson(body): ApiJson<NewCustomer>,
 ) -> ApiResult<Response> {

@@ -1,7 +1,6 @@
 //! Orders: placing one is a single database transaction (payment row, order row, stock
 //! decrement), so a failure at any step leaves nothing behind.
 
-use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::LazyLock;
@@ -45,7 +44,7 @@ pub struct OrderQuery {
 }
 
 pub async fn list(
-    State(state): State<AppState>,
+    state: AppState,
     _user: AuthUser,
     ApiQuery(query): ApiQuery<OrderQuery>,
 ) -> ApiResult<Json<List<Order>>> {
@@ -157,11 +156,7 @@ fn detail_from_row(row: &Row) -> Result<OrderDetail, tokio_postgres::Error> {
     })
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    _user: AuthUser,
-    Id(id): Id,
-) -> ApiResult<Json<OrderDetail>> {
+pub async fn get(state: AppState, _user: AuthUser, Id(id): Id) -> ApiResult<Json<OrderDetail>> {
     let client = state.shared.get().await?;
     let statement = client.prepare_cached(&DETAIL_QUERY).await?;
     let row = client
@@ -411,7 +406,7 @@ const PLACE_ATTEMPTS: usize = 3;
 const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
 pub async fn place(
-    State(state): State<AppState>,
+    state: AppState,
     user: AuthUser,
     ApiJson(body): ApiJson<PlaceOrder>,
 ) -> ApiResult<Response> {
@@ -575,21 +570,13 @@ async fn why_not_placed(
     }
 }
 
-pub async fn refund(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> ApiResult<Json<OrderDetail>> {
+pub async fn refund(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<Json<OrderDetail>> {
     user.require_writer("refunding orders")?;
     settle(&state, &user, id, "Refunded", false).await
 }
 
 /// Cancelling also puts the units back in stock: they never left.
-pub async fn cancel(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> ApiResult<Json<OrderDetail>> {
+pub async fn cancel(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<Json<OrderDetail>> {
     user.require_writer("cancelling orders")?;
     settle(&state, &user, id, "Cancelled", true).await
 }

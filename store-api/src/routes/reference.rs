@@ -1,6 +1,5 @@
 //! Reference data: the order and payment statuses the schema seeds.
 
-use axum::extract::State;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -15,17 +14,11 @@ pub struct StatusList {
     pub items: Vec<Status>,
 }
 
-pub async fn statuses(
-    State(state): State<AppState>,
-    _user: AuthUser,
-) -> ApiResult<Json<StatusList>> {
+pub async fn statuses(state: AppState, _user: AuthUser) -> ApiResult<Json<StatusList>> {
     read(&state, "SELECT id, name FROM public.statuses ORDER BY id").await
 }
 
-pub async fn transaction_statuses(
-    State(state): State<AppState>,
-    _user: AuthUser,
-) -> ApiResult<Json<StatusList>> {
+pub async fn transaction_statuses(state: AppState, _user: AuthUser) -> ApiResult<Json<StatusList>> {
     read(
         &state,
         "SELECT id, name FROM public.transaction_statuses ORDER BY id",

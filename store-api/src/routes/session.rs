@@ -1,6 +1,5 @@
 //! Signing in and out: bearer tokens for application users.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +45,7 @@ const SIGN_IN_LOOKUP: &str = "SELECT u.id, u.first_name, u.last_name, u.email, u
 /// Failed sign-ins are throttled per e-mail and per client address (429 `too_many_attempts`,
 /// see [`crate::throttle`]); the check comes first, before the database or Argon2 is asked.
 pub async fn authenticate(
-    State(state): State<AppState>,
+    state: AppState,
     ClientAddress(address): ClientAddress,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> ApiResult<Json<Authenticated>> {
@@ -163,7 +162,7 @@ async fn forget_expired_tokens(client: &deadpool_postgres::Client, user_id: i64)
 
 /// Ends the token at once. An UPDATE, not a DELETE, so a developer-role DSN (no DELETE) can
 /// still log users out.
-pub async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
+pub async fn logout(state: AppState, user: AuthUser) -> ApiResult<StatusCode> {
     let client = state.pool.get().await?;
     let statement = client
         .prepare_cached(

@@ -1,6 +1,5 @@
 //! Application users (people who sign in to the store), managed by admins.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -16,7 +15,7 @@ use crate::routes::{Total, created, table_page};
 const MAX_NAME_CHARS: usize = 100;
 
 pub async fn list(
-    State(state): State<AppState>,
+    state: AppState,
     user: AuthUser,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<List<User>>> {
@@ -33,11 +32,7 @@ pub async fn list(
     .await
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> ApiResult<Json<User>> {
+pub async fn get(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<Json<User>> {
     user.require_admin("reading users")?;
     let client = state.shared.get().await?;
     let statement = client
@@ -108,7 +103,7 @@ pub async fn insert_user(
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    state: AppState,
     user: AuthUser,
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<Response> {
@@ -137,7 +132,7 @@ pub struct UserChanges {
 }
 
 pub async fn update(
-    State(state): State<AppState>,
+    state: AppState,
     user: AuthUser,
     Id(id): Id,
     ApiJson(body): ApiJson<UserChanges>,
@@ -210,11 +205,7 @@ pub async fn update(
     Ok(Json(User::from_row(&row)?))
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
+pub async fn delete(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<StatusCode> {
     user.require_admin("deleting users")?;
     if id == user.id {
         return Err(ApiError::conflict(

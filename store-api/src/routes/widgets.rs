@@ -1,6 +1,5 @@
 //! The catalogue: anyone may read it; only admins change it.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -23,7 +22,7 @@ pub const SELECT_ONE: &str = "SELECT id, name, description, inventory_level, pri
                           created_at, updated_at FROM public.widgets WHERE id = $1";
 
 pub async fn list(
-    State(state): State<AppState>,
+    state: AppState,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<List<Widget>>> {
     table_page(
@@ -39,7 +38,7 @@ pub async fn list(
     .await
 }
 
-pub async fn get(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Widget>> {
+pub async fn get(state: AppState, Id(id): Id) -> ApiResult<Json<Widget>> {
     let client = state.shared.get().await?;
     let statement = client.prepare_cached(SELECT_ONE).await?;
     let row = client
@@ -63,7 +62,7 @@ pub struct NewWidget {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    state: AppState,
     user: AuthUser,
     ApiJson(body): ApiJson<NewWidget>,
 ) -> ApiResult<Response> {
@@ -116,7 +115,7 @@ pub struct WidgetChanges {
 }
 
 pub async fn update(
-    State(state): State<AppState>,
+    state: AppState,
     user: AuthUser,
     Id(id): Id,
     ApiJson(body): ApiJson<WidgetChanges>,
@@ -184,11 +183,7 @@ pub async fn update(
     Ok(Json(Widget::from_plain_row(&row)?))
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
+pub async fn delete(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<StatusCode> {
     user.require_admin("deleting widgets")?;
     let client = state.pool.get().await?;
     let statement = client

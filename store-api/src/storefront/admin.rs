@@ -3,7 +3,6 @@
 //! (roles, limits, throttling) is the API's and nothing here needs a session of its own.
 
 use askama::Template;
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
@@ -16,7 +15,7 @@ struct AdminPage {
     brand: Brand,
 }
 
-pub async fn shell(State(state): State<AppState>) -> Response {
+pub async fn shell(state: AppState) -> Response {
     let mut response = html(
         StatusCode::OK,
         &AdminPage {

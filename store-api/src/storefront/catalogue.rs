@@ -6,7 +6,7 @@
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -74,7 +74,7 @@ struct CataloguePage {
 }
 
 pub async fn index(
-    State(state): State<AppState>,
+    state: AppState,
     query: Result<Query<CatalogueQuery>, QueryRejection>,
 ) -> Response {
     let after = match query {
@@ -92,7 +92,7 @@ pub async fn index(
         offset: None,
         after,
     };
-    let list = match widgets::list(State(state.clone()), ApiQuery(params)).await {
+    let list = match widgets::list(state.clone(), ApiQuery(params)).await {
         Ok(Json(list)) => list,
         Err(error) => return error_page(&state, error),
     };
@@ -119,7 +119,7 @@ struct WidgetPage {
     card: Card,
 }
 
-pub async fn widget(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn widget(state: AppState, Path(id): Path<String>) -> Response {
     // Anything but an id names no widget: a 404 page, not a complaint about the syntax.
     let Ok(id) = id.parse::<i64>() else {
         let error = ApiError::new(
@@ -129,7 +129,7 @@ pub async fn widget(State(state): State<AppState>, Path(id): Path<String>) -> Re
         );
         return error_page(&state, error);
     };
-    match widgets::get(State(state.clone()), Id(id)).await {
+    match widgets::get(state.clone(), Id(id)).await {
         Ok(Json(widget)) => html(
             StatusCode::OK,
             &WidgetPage {

@@ -41,7 +41,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// The storefront's routes; `crate::app::router` merges them with the API's, so they pass
 /// through the same middleware (request id, timeout, metrics, access log).
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<std::sync::Arc<crate::registry::Registry>> {
     Router::new()
         .route("/", get(catalogue::index))
         .route("/widgets/{id}", get(catalogue::widget))

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use store_api::{AppState, Config};
+use store_api::{AppState, Config, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -160,7 +160,7 @@ pub struct App {
     pub addr: SocketAddr,
     /// Where `/metrics` and `/readyz` are served when the config has `OPS_ADDR`.
     pub ops_addr: Option<SocketAddr>,
-    pub state: AppState,
+    pub registry: std::sync::Arc<Registry>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -180,15 +180,15 @@ pub fn config(dsn: &str, tenant_name: &str, extra: &[(&str, &str)]) -> Config {
 
 impl App {
     pub async fn start(config: Config) -> App {
-        let state = AppState::new(&config).expect("state");
+        let registry = Registry::new(&config).expect("registry");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let mut listeners = vec![store_api::Listener {
             tcp: listener,
-            router: store_api::router(state.clone()),
+            router: store_api::router(registry.clone()),
             limits: config.connection_limits(),
-            stats: state.metrics.connections.clone(),
+            stats: registry.process().stats.connections.clone(),
             name: "api",
         }];
         let mut ops_addr = None;
@@ -197,14 +197,16 @@ impl App {
             ops_addr = Some(tcp.local_addr().expect("ops addr"));
             listeners.push(store_api::Listener {
                 tcp,
-                router: store_api::ops_router(state.clone()),
+                router: store_api::ops_router(registry.clone()),
                 limits: config.connection_limits(),
                 stats: Default::default(),
                 name: "ops",
             });
         }
         // As the binary does: without TENANT_NAME the name is read from the database.
-        state.tenant.learn_in_background(state.pool.clone());
+        if let Some(state) = registry.single() {
+            state.tenant.learn_in_background(state.pool.clone());
+        }
         let task = tokio::spawn(store_api::serve(
             listeners,
             async move {
@@ -215,10 +217,15 @@ impl App {
         App {
             addr,
             ops_addr,
-            state,
+            registry,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The state of a single-tenant instance.
+    pub fn state(&self) -> AppState {
+        self.registry.single().expect("a single-tenant instance")
     }
 
     /// An instance connected as the tenant's login of `kind`.
@@ -336,12 +343,23 @@ pub async fn raw(
 ) -> Reply {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
+        // A test that names the host (router mode) sends its own, or none at all with "".
+        let own_host = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("host"));
+        let host_line = match own_host {
+            Some((_, "")) => String::new(),
+            Some((_, host)) => format!("Host: {host}\r\n"),
+            None => format!("Host: {addr}\r\n"),
+        };
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\n{host_line}Connection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            if !name.eq_ignore_ascii_case("host") {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await.expect("write head");
@@ -452,4 +470,11 @@ impl Shop {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+/// A fresh directory for a test's files, under the build's temporary directory.
+pub fn unique_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name(prefix));
+    std::fs::create_dir_all(&dir).expect("create test directory");
+    dir
 }

@@ -12,5 +12,6 @@ mod operations;
 mod orders;
 mod process;
 mod resilience;
+mod router;
 mod storefront;
 mod webdriver;
