@@ -61,9 +61,10 @@ usage() {
 # Ctrl-C on the terminal reaches the main process only).
 
 # error_lines LOG: the first error of a Terraform log: its summary line and the first lines of its
-# detail (Terraform puts the location, indented, between them), box drawing removed.
+# detail (Terraform puts the location, indented, between them), colours and box drawing removed
+# (Terraform 1.0.3 colours some errors despite -no-color).
 error_lines() {
-    sed -e 's/^[│╷╵] \{0,1\}//' -e 's/^[╷╵]$//' "$1" | awk '
+    sed -e $'s/\033\\[[0-9;]*m//g' -e 's/^[│╷╵] \{0,1\}//' -e 's/^[╷╵]$//' "$1" | awk '
         state == 0 && /^Error: / { print; state = 1; next }
         state == 1 && (NF == 0 || /^[[:space:]]/) { next }
         state == 1 { state = 2 }
@@ -94,7 +95,7 @@ elapsed() {
 write_result() {
     local status="$1" log="${2:-}" error=""
     [[ -n "$log" ]] && error="$(error_lines "$log")"
-    [[ -n "$log" && -z "$error" ]] && error="$(grep -v '^[[:space:]]*$' "$log" | tail -n 3)"
+    [[ -n "$log" && -z "$error" ]] && error="$(sed $'s/\033\\[[0-9;]*m//g' "$log" | grep -v '^[[:space:]]*$' | tail -n 3)"
     jq -n --arg customer "$customer" --arg status "$status" --arg error "$error" \
         --arg add "$add" --arg change "$change" --arg destroy "$destroy" --arg drift "$drift" \
         --arg before "$schema_before" --arg after "$schema_after" \
@@ -447,12 +448,9 @@ table() {
         "$run/summary.json"
     if [[ "$command" == apply ]]; then
         jq -r '
-            def names(s): [.customers[] | select(.status == s) | .customer];
-            "",
-            "applied (\(names("applied") | length)): \(names("applied") | join(" "))",
-            "unchanged (\(names("unchanged") | length)): \(names("unchanged") | join(" "))",
-            "failed (\(names("failed") | length)): \(names("failed") | join(" "))",
-            "not attempted (\(names("not attempted") | length)): \(names("not attempted") | join(" "))"' \
+            def names(s): [.customers[] | select(.status == s) | .customer]
+                | "\(s) (\(length))" + (if length > 0 then ": " + join(" ") else "" end);
+            "", names("applied"), names("unchanged"), names("failed"), names("not attempted")' \
             "$run/summary.json"
     else
         jq -r '.totals | "\n" + (to_entries | map("\(.key): \(.value)") | join(", "))' "$run/summary.json"

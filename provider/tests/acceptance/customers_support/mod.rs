@@ -34,6 +34,9 @@ fn skipped(name: &str) -> bool {
         || name.ends_with(".tfstate")
         || name.contains(".tfstate.")
         || name.ends_with(".secrets.tfvars")
+        || name == "fleet-runs"
+        || name == ".fleet.lock"
+        || name == ".terraform-init.lock"
 }
 
 /// Copies a directory tree, keeping file modes (the scripts stay executable).
