@@ -198,11 +198,18 @@ deploy_wall=$WALL deploy_cpu=$CPU deploy_server_cpu=$SERVER_CPU deploy_sessions=
 # ---------------------------------------------------------------------------------------------------
 # 3. plans, 4. rollouts
 
-declare -A FIG=()
+declare -A FIG=() PHASES=()
+# Mean seconds per customer of each step (from fleet.sh's summary): plan, show -json, apply.
+phases() {
+    jq -r '[.customers[].phases] as $p | ["plan", "show", "apply"]
+        | map(. as $k | [$p[][$k] | select(. != null)] | if length > 0 then "\($k) \(add / length * 100 | round / 100) s" else empty end)
+        | join(", ")' "$1"
+}
 for p in "${PARALLEL[@]}"; do
     say "fleet.sh plan --parallel $p (nothing pending)"
     measured "plan-$p" 0 fleet plan --parallel "$p" --json
     FIG[plan.$p]="$WALL $CPU $SERVER_CPU $SESSIONS"
+    PHASES[plan.$p]="$(phases "$LOGS/plan-$p.log")"
 done
 
 embedded="$(find "$ROOT/crates/schema/migrations" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]_*.sql' | wc -l)"
@@ -225,6 +232,7 @@ for p in "${PARALLEL[@]}"; do
     ((applied == CUSTOMERS && at_version == CUSTOMERS)) ||
         die "rollout at --parallel $p: $applied applied, $at_version at version $version, of $CUSTOMERS"
     FIG[rollout.$p]="$WALL $CPU $SERVER_CPU $SESSIONS"
+    PHASES[rollout.$p]="$(phases "$LOGS/rollout-$p.log")"
 done
 
 say "fleet.sh apply --parallel 8 again: nothing to do"
@@ -265,6 +273,8 @@ EOF
     for p in "${PARALLEL[@]}"; do row "fleet.sh plan --parallel $p" "plan.$p"; done
     for p in "${PARALLEL[@]}"; do row "fleet.sh apply --parallel $p (rollout)" "rollout.$p"; done
     cat <<EOF
+  time per customer inside each run (mean over customers, each step one terraform command):
+$(for p in "${PARALLEL[@]}"; do printf '    plan --parallel %s: %s;  rollout --parallel %s: %s\n' "$p" "${PHASES[plan.$p]}" "$p" "${PHASES[rollout.$p]}"; done)
   fleet.sh apply, nothing to do (--parallel 8): $noop_wall s ($(calc '%.2f' "$noop_wall / $CUSTOMERS") s per customer), client CPU $noop_cpu s, $noop_sessions sessions
 
 client CPU: fleet.sh and everything it waited for (terraform, provider processes, jq); server CPU: backends.

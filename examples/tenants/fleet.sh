@@ -86,9 +86,21 @@ plan_facts() {
         | map(if . == "" then "-" else tostring end) | join(" ")'
 }
 
+# state_schema: the schema version of each of the customer's tenants in its state, as plan_facts
+# prints versions; only with the local backend (the state a file in terraform.tfstate.d), else fails.
+state_schema() {
+    local state="terraform.tfstate.d/$customer/terraform.tfstate"
+    [[ ! -f .terraform/terraform.tfstate && -f "$state" ]] || return 1
+    jq -r '[.resources[]? | select(.type == "usualstore_tenant") | .instances[].attributes.schema_version
+        | tostring] | unique | join(",") | if . == "" then "-" else . end' "$state"
+}
+
 # elapsed START: seconds since START (an $EPOCHREALTIME), one decimal.
 elapsed() {
-    awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
+    local now="$EPOCHREALTIME" us
+    # Microseconds; the radix character is the locale's.
+    us=$((10#${now//[.,]/} - 10#${1//[.,]/} + 50000))
+    printf '%d.%d' $((us / 1000000)) $((us % 1000000 / 100000))
 }
 
 # write_result STATUS [ERROR_LOG]: the customer's result.json.
@@ -99,29 +111,34 @@ write_result() {
     jq -n --arg customer "$customer" --arg status "$status" --arg error "$error" \
         --arg add "$add" --arg change "$change" --arg destroy "$destroy" --arg drift "$drift" \
         --arg before "$schema_before" --arg after "$schema_after" \
+        --arg plan_s "$plan_s" --arg show_s "$show_s" --arg apply_s "$apply_s" \
         --argjson seconds "$(elapsed "$started")" '{
             customer: $customer, workspace: $customer, status: $status,
             add: ($add | tonumber? // null), change: ($change | tonumber? // null),
             destroy: ($destroy | tonumber? // null), drift: ($drift | tonumber? // null),
             schema_before: $before, schema_after: $after, seconds: $seconds,
+            phases: {plan: ($plan_s | tonumber? // null), show: ($show_s | tonumber? // null),
+                apply: ($apply_s | tonumber? // null)},
             error: (if $error == "" then null else $error end) }' >"$dir/result.json"
 }
 
 # worker MODE RUN CUSTOMER [SAVED_PLAN]: MODE plan, apply or apply-plan.
 worker() {
-    local mode="$1" run="$2" saved="${4:-}" code=0 facts
+    local mode="$1" run="$2" saved="${4:-}" code=0 facts phase
     customer="$3"
     dir="$run/$customer"
     started=$EPOCHREALTIME
-    add="" change="" destroy="" drift="" schema_before="" schema_after=""
+    add="" change="" destroy="" drift="" schema_before="" schema_after="" plan_s="" show_s="" apply_s=""
     # A handler rather than ignoring: terraform, started from here, keeps its own Ctrl-C handling.
     trap ':' INT TERM
 
     if [[ "$mode" != apply-plan ]]; then
         customer_var_files "$customer" || { printf 'no customers/%s.tfvars\n' "$customer" >"$dir/plan.log"; write_result error "$dir/plan.log"; return; }
         saved="$dir/plan.tfplan"
+        phase=$EPOCHREALTIME
         tf_customer "$customer" plan -input=false -no-color -detailed-exitcode -lock-timeout="$LOCK_TIMEOUT" \
             -out="$saved" "${CUSTOMER_VAR_FILES[@]}" >"$dir/plan.log" 2>&1 || code=$?
+        plan_s="$(elapsed "$phase")"
         if ((code == 1 || code > 2)); then
             rm -f "$saved"
             write_result "$([[ $mode == plan ]] && echo error || echo failed)" "$dir/plan.log"
@@ -134,10 +151,20 @@ worker() {
         write_result unchanged
         return
     fi
+    if ((code == 0)) && [[ "$mode" == plan ]] && schema_before="$(state_schema)"; then
+        # Nothing pending: the versions are the state's, and no drift that leads to a change. Saves a
+        # `terraform show` per customer, which costs half a plan.
+        rm -f "$saved"
+        add=0 change=0 destroy=0 drift=0 schema_after="$schema_before"
+        write_result "no changes"
+        return
+    fi
+    phase=$EPOCHREALTIME
     if ! facts="$(plan_facts "$saved" 2>"$dir/show.log")"; then
         write_result "$([[ $mode == plan ]] && echo error || echo failed)" "$dir/show.log"
         return
     fi
+    show_s="$(elapsed "$phase")"
     read -r add change destroy drift schema_before schema_after <<<"$facts"
     if ((code == 0)) && [[ "$mode" != apply-plan ]]; then
         rm -f "$saved"
@@ -149,8 +176,10 @@ worker() {
         return
     fi
     code=0
+    phase=$EPOCHREALTIME
     tf_customer "$customer" apply -input=false -no-color -lock-timeout="$LOCK_TIMEOUT" "$saved" \
         >"$dir/apply.log" 2>&1 || code=$?
+    apply_s="$(elapsed "$phase")"
     if ((code == 0)); then
         write_result applied
     else
@@ -360,7 +389,7 @@ start() {
 
 # Waits for one worker to end and records its outcome.
 reap() {
-    local pid="" key status
+    local pid="" key status seconds
     # A signal ends the wait early, with pid unset: the caller waits again.
     wait -n -p pid "${!running[@]}" || true
     [[ -n "${pid:-}" && -n "${running[$pid]+set}" ]] || return 0
@@ -370,12 +399,12 @@ reap() {
         jq -n --arg c "$key" --arg e "the worker ended without a result; see $run/$key/worker.log" \
             '{customer: $c, workspace: $c, status: "failed", error: $e}' >"$run/$key/result.json"
     fi
-    status="$(jq -r .status "$run/$key/result.json")"
+    IFS=$'\t' read -r status seconds < <(jq -r '[.status, (.seconds // "?" | tostring)] | @tsv' "$run/$key/result.json")
     outcome[$key]="$status"
     case "$status" in
     failed | error) failures=$((failures + 1)) ;;
     esac
-    say "$key: $status ($(jq -r '.seconds // "?"' "$run/$key/result.json") s)"
+    say "$key: $status ($seconds s)"
 }
 
 # run_wave WIDTH CUSTOMER...: starts them WIDTH at a time; stops starting once told to.

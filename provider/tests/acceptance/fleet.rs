@@ -336,6 +336,23 @@ impl Fleet {
             plan.statuses(),
             statuses(["no changes", "no changes", "no changes"])
         );
+        let current = usualstore_schema::latest_version().to_string();
+        for customer in CUSTOMERS {
+            let row = plan.customer(customer);
+            assert_eq!(
+                (
+                    row["schema_before"].as_str(),
+                    row["schema_after"].as_str(),
+                    &row["drift"]
+                ),
+                (
+                    Some(current.as_str()),
+                    Some(current.as_str()),
+                    &Value::from(0)
+                ),
+                "{customer}"
+            );
+        }
         // The chosen password from the secrets file is the one in force.
         let dsns = self.operator.dsns(CANARY);
         assert_eq!(dsn_password(&dsns[CANARY]["anchor_ops"]), CHOSEN_PASSWORD);
