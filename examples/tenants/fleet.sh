@@ -86,6 +86,24 @@ plan_facts() {
         | map(if . == "" then "-" else tostring end) | join(" ")'
 }
 
+# text_facts PLAN_LOG: add change destroy drift, from the text of `terraform plan -no-color` ("Plan: 1 to
+# add, 2 to change, 0 to destroy."; drifted resources listed as "# ADDRESS has changed" or "has been
+# deleted" under "Objects have changed outside of Terraform"), as Terraform 1.0 to 1.11 print them.
+text_facts() {
+    awk '
+        /^Plan: / {
+            for (i = 2; i <= NF; i++) {
+                if ($(i + 1) == "to" && $(i + 2) ~ /^add/) add = $i + 0
+                if ($(i + 1) == "to" && $(i + 2) ~ /^change/) change = $i + 0
+                if ($(i + 1) == "to" && $(i + 2) ~ /^destroy/) destroy = $i + 0
+            }
+        }
+        /changed outside of Terraform/ { in_drift = 1 }
+        in_drift && /^(Unless you have made|Terraform used the selected|Terraform will perform|─)/ { in_drift = 0 }
+        in_drift && /^  # .* has (been )?(changed|deleted)$/ { drift++ }
+        END { printf "%d %d %d %d\n", add, change, destroy, drift }' "$1"
+}
+
 # state_schema: the schema version of each of the customer's tenants in its state, as plan_facts
 # prints versions; only with the local backend (the state a file in terraform.tfstate.d), else fails.
 state_schema() {
@@ -124,7 +142,7 @@ write_result() {
 
 # worker MODE RUN CUSTOMER [SAVED_PLAN]: MODE plan, apply or apply-plan.
 worker() {
-    local mode="$1" run="$2" saved="${4:-}" code=0 facts phase
+    local mode="$1" run="$2" saved="${4:-}" code=0 facts phase after
     customer="$3"
     dir="$run/$customer"
     started=$EPOCHREALTIME
@@ -159,12 +177,22 @@ worker() {
         write_result "no changes"
         return
     fi
-    phase=$EPOCHREALTIME
-    if ! facts="$(plan_facts "$saved" 2>"$dir/show.log")"; then
-        write_result "$([[ $mode == plan ]] && echo error || echo failed)" "$dir/show.log"
-        return
+    if [[ "$mode" == apply-plan && -f "$(dirname "$saved")/result.json" ]]; then
+        # What the plan run found when it saved this plan.
+        facts="$(jq -r '[.add, .change, .destroy, .drift, .schema_before, .schema_after]
+            | map(if . == null or . == "" then "-" else tostring end) | join(" ")' "$(dirname "$saved")/result.json")"
+    elif [[ "$mode" == apply ]] && schema_before="$(state_schema)"; then
+        # Read from the plan's text and the state file; the version after is the state's once applied.
+        # Saves a `terraform show` per customer in a rollout.
+        facts="$(text_facts "$dir/plan.log") $schema_before -"
+    else
+        phase=$EPOCHREALTIME
+        if ! facts="$(plan_facts "$saved" 2>"$dir/show.log")"; then
+            write_result "$([[ $mode == plan ]] && echo error || echo failed)" "$dir/show.log"
+            return
+        fi
+        show_s="$(elapsed "$phase")"
     fi
-    show_s="$(elapsed "$phase")"
     read -r add change destroy drift schema_before schema_after <<<"$facts"
     if ((code == 0)) && [[ "$mode" != apply-plan ]]; then
         rm -f "$saved"
@@ -180,6 +208,9 @@ worker() {
     tf_customer "$customer" apply -input=false -no-color -lock-timeout="$LOCK_TIMEOUT" "$saved" \
         >"$dir/apply.log" 2>&1 || code=$?
     apply_s="$(elapsed "$phase")"
+    if after="$(state_schema)"; then
+        schema_after="$after"
+    fi
     if ((code == 0)); then
         write_result applied
     else

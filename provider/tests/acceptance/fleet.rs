@@ -389,6 +389,12 @@ impl Fleet {
             apply.statuses(),
             statuses(["unchanged", "unchanged", "applied"])
         );
+        // Read from the plan's text this time (no terraform show): the same figures.
+        let third = apply.customer(THIRD);
+        assert_eq!(
+            (&third["drift"], &third["change"], &third["add"]),
+            (&Value::from(1), &Value::from(1), &Value::from(0))
+        );
     }
 
     /// A new migration for everyone: planned, reviewed, applied from exactly those plans.
@@ -538,6 +544,17 @@ impl Fleet {
             rest.statuses(),
             statuses(["unchanged", "applied", "applied"])
         );
+        for customer in [BROKEN, THIRD] {
+            let row = rest.customer(customer);
+            assert_eq!(
+                (row["schema_before"].as_str(), row["schema_after"].as_str()),
+                (
+                    Some((next - 1).to_string().as_str()),
+                    Some(next.to_string().as_str())
+                ),
+                "{customer}: the versions of the state before and after the apply"
+            );
+        }
     }
 
     fn a_second_fleet_run_is_refused_and_bad_input_is_named(&mut self) {
