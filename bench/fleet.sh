@@ -278,7 +278,7 @@ $(for p in "${PARALLEL[@]}"; do printf '    plan --parallel %s: %s;  rollout --p
   fleet.sh apply, nothing to do (--parallel 8): $noop_wall s ($(calc '%.2f' "$noop_wall / $CUSTOMERS") s per customer), client CPU $noop_cpu s, $noop_sessions sessions
 
 client CPU: fleet.sh and everything it waited for (terraform, provider processes, jq); server CPU: backends.
-A rollout per customer is a refreshing plan (saved), terraform show -json of it, and the apply of that plan.
+A rollout per customer is a refreshing plan (saved) and the apply of that plan: two terraform commands.
 The last column is the linear extrapolation wall / customer × 1,000; with the machine's $(nproc) CPUs busy, the
 client CPU per customer ÷ $(nproc) is the floor no --parallel can go under.
 EOF

@@ -12,7 +12,7 @@
 #          Customers with changes keep their saved plan in the run directory, for --from-plan.
 # apply    per customer: a refreshing plan; when it has changes, that saved plan is applied; when it
 #          has none, the customer is skipped (so re-running after a failure continues where it stopped).
-#          The first K customers (--canary, default 0) go alone, and the rest start only if all of them
+#          The first K customers (--canary, default 0) go first, and the rest start only if all of them
 #          succeeded; then N at a time (--parallel, default 1). Once F customers failed
 #          (--max-failures, default 1) no new one starts; those running finish. Ends with what was
 #          applied, what failed (with the error's first lines) and what was not attempted. Exit 0
@@ -35,7 +35,7 @@
 #
 # Environment: TERRAFORM (default terraform); PG* for the server, as the provider reads them;
 # FLEET_RUNS_DIR; USUALSTORE_LOCK_TIMEOUT (default 60s, a customer's state lock held by someone else).
-# Needs jq and flock.
+# Needs bash 5.1 or later, jq, and flock and setsid (util-linux).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -284,6 +284,9 @@ if [[ -z "$parallel" ]]; then
     if [[ "$command" == plan ]]; then parallel=4; else parallel=1; fi
 fi
 
+if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); then
+    die "needs bash 5.1 or later (wait -n -p), not $BASH_VERSION"
+fi
 command -v jq >/dev/null || die "needs jq (apt-get install jq)"
 command -v flock >/dev/null || die "needs flock (util-linux)"
 command -v setsid >/dev/null || die "needs setsid (util-linux)"
