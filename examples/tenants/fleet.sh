@@ -25,8 +25,9 @@
 #
 # CUSTOMER is a key of customers/<key>.tfvars; without any, every customer, in name order.
 # Each run has a directory, FLEET_RUNS_DIR/<UTC time>-<plan|apply> (default fleet-runs/ here, mode
-# 0700): per customer plan.log, apply.log, result.json and the saved plan (plan.tfplan: like every
-# saved plan it holds the customer's passwords), then summary.txt and summary.json. Logs and summaries
+# 0700): per customer plan.log, apply.log, result.json and, in a plan run, the saved plan of a customer
+# with changes (plan.tfplan: like every saved plan it holds the customer's passwords; an apply run
+# deletes its own once applied), then summary.txt and summary.json. Logs and summaries
 # carry no password: Terraform prints sensitive values as (sensitive value).
 #
 # One fleet run at a time: a second one is refused (lock file .fleet.lock, held while the run lasts).
@@ -208,6 +209,8 @@ worker() {
     tf_customer "$customer" apply -input=false -no-color -lock-timeout="$LOCK_TIMEOUT" "$saved" \
         >"$dir/apply.log" 2>&1 || code=$?
     apply_s="$(elapsed "$phase")"
+    # Applied or not, this run's plan is spent; it holds the customer's passwords.
+    [[ "$mode" == apply ]] && rm -f "$saved"
     if after="$(state_schema)"; then
         schema_after="$after"
     fi

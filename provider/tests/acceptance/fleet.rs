@@ -308,6 +308,10 @@ impl Fleet {
             );
         }
         assert!(self.database_exists(CANARY), "the canary was not created");
+        assert!(
+            !apply.dir().join(CANARY).join("plan.tfplan").exists(),
+            "the applied plan (it holds passwords) was kept"
+        );
         assert!(!self.database_exists(BROKEN) && !self.database_exists(THIRD));
         assert!(
             !apply.dir().join(THIRD).join("plan.log").exists(),
