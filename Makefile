@@ -113,7 +113,9 @@ bench: deps
 
 # fleet.sh over many customers, each in its own workspace (bench/fleet.sh; BENCH_FLEET_CUSTOMERS, default 50).
 # Its rollout stands in for a newer provider through the test hook too.
-bench-fleet: deps
+bench-fleet:
+	scripts/ensure-postgres.sh
+	scripts/ensure-customer-tools.sh >/dev/null
 	$(CARGO) build --release -p $(PROVIDER) --features test-hooks --bins
 	$(CARGO) build -p usualstore-testpg --bin testpg
 	PROVIDER_BIN="$(TARGET_DIR)/release/$(PROVIDER)" TESTPG="$(TARGET_DIR)/debug/testpg" TERRAFORM="$(TERRAFORM)" \
