@@ -9,6 +9,7 @@
 #   make test     deps, lint, then every test of the workspace (acceptance tests run real Terraform)
 #   make demo     apply examples/quickstart against a throwaway PostgreSQL and open its storefront
 #   make bench    provisioning, refresh, rollout, provider footprint and store-api load figures
+#   make bench-fleet  examples/tenants/fleet.sh: plan and rollout over BENCH_FLEET_CUSTOMERS (50) workspaces
 #
 # CARGO_TARGET_DIR is honoured (CI points it at a persistent cache outside the clone).
 
@@ -33,7 +34,7 @@ DIST_DIR ?= dist
 ARM64_TRIPLE := aarch64-unknown-linux-gnu
 ARM64_CC ?= aarch64-linux-gnu-gcc
 
-.PHONY: build install release deps lint test docs demo bench clean distclean
+.PHONY: build install release deps lint test docs demo bench bench-fleet clean distclean
 
 build:
 	$(CARGO) build --release -p $(PROVIDER)
@@ -110,6 +111,16 @@ bench: deps
 	PROVIDER_BIN="$(TARGET_DIR)/release/$(PROVIDER)" STARTUP_BIN="$(TARGET_DIR)/release/examples/startup_time" \
 	  TESTPG="$(TARGET_DIR)/debug/testpg" TERRAFORM="$(TERRAFORM)" bench/run.sh
 	CARGO="$(CARGO)" store-api/bench/run.sh
+
+# fleet.sh over many customers, each in its own workspace (bench/fleet.sh; BENCH_FLEET_CUSTOMERS, default 50).
+# Its rollout stands in for a newer provider through the test hook too.
+bench-fleet:
+	scripts/ensure-postgres.sh
+	scripts/ensure-customer-tools.sh >/dev/null
+	$(CARGO) build --release -p $(PROVIDER) --features test-hooks --bins
+	$(CARGO) build -p usualstore-testpg --bin testpg
+	PROVIDER_BIN="$(TARGET_DIR)/release/$(PROVIDER)" TESTPG="$(TARGET_DIR)/debug/testpg" TERRAFORM="$(TERRAFORM)" \
+	  bench/fleet.sh
 
 clean:
 	$(CARGO) clean

@@ -10,11 +10,14 @@
 #                    DATABASE_DSN from the Terraform output api_dsn
 #   Anything else, e.g. -auto-approve, goes to terraform apply.
 #
-# Environment: TERRAFORM (default terraform); PG* for the server connection, as the provider reads them.
+# Environment: TERRAFORM (default terraform); PG* for the server connection, as the provider reads them;
+# USUALSTORE_LOCK_TIMEOUT (default 60s): how long to wait for the customer's state lock held by another run.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TF="${TERRAFORM:-terraform}"
+# shellcheck source=SCRIPTDIR/lib/customer.sh
+. "$HERE/lib/customer.sh"
 
 die() {
     printf 'deploy: %s\n' "$*" >&2
@@ -34,7 +37,7 @@ case "$1" in
 esac
 customer="$1"
 shift
-[[ "$customer" =~ ^[a-z_][a-z0-9_]{0,52}$ ]] || die "'$customer' is not a customer key (lowercase letters, digits, _)"
+valid_customer_key "$customer" || die "'$customer' is not a customer key (lowercase letters, digits, _)"
 
 plan_only=false
 show_secrets=false
@@ -66,35 +69,23 @@ done
 
 cd "$HERE"
 tfvars="customers/$customer.tfvars"
-secrets="customers/$customer.secrets.tfvars"
 compose="customers/$customer-docker-compose.yml"
-[[ -f "$tfvars" ]] || die "no $HERE/$tfvars: add the customer with add-customer.sh first"
-
-var_files=("-var-file=$tfvars")
-[[ -f "$secrets" ]] && var_files+=("-var-file=$secrets")
+customer_var_files "$customer" || die "no $HERE/$tfvars: add the customer with add-customer.sh first"
 
 # Every command below runs in the customer's workspace without changing the one selected in this
-# directory, so two customers can be deployed from here at the same time.
-tf() { TF_WORKSPACE="$customer" "$TF" "$@"; }
-tf_default() { env -u TF_WORKSPACE "$TF" "$@"; }
+# directory, so two customers can be deployed from here at the same time (lib/customer.sh).
+tf() { tf_customer "$customer" "$@"; }
 
-if [[ ! -f .terraform/modules/modules.json ]]; then
-    printf '==> terraform init\n' >&2
-    tf_default init -input=false "${color[@]}" >&2
-fi
-
-if ! tf_default workspace list | sed 's/^[* ] *//' | grep -qxF "$customer"; then
-    printf '==> creating workspace %s (the customer'"'"'s own state)\n' "$customer" >&2
-    tf_default workspace new "$customer" >/dev/null
-fi
+ensure_init "${color[@]}"
+ensure_workspace "$customer"
 
 if $plan_only; then
     printf '==> terraform plan (workspace %s)\n' "$customer" >&2
-    exec env TF_WORKSPACE="$customer" "$TF" plan "${var_files[@]}" "${tf_args[@]}"
+    exec env TF_WORKSPACE="$customer" "$TF" plan -lock-timeout="$LOCK_TIMEOUT" "${CUSTOMER_VAR_FILES[@]}" "${tf_args[@]}"
 fi
 
 printf '==> terraform apply (workspace %s)\n' "$customer" >&2
-tf apply "${var_files[@]}" "${tf_args[@]}"
+tf apply -lock-timeout="$LOCK_TIMEOUT" "${CUSTOMER_VAR_FILES[@]}" "${tf_args[@]}"
 
 printf '\n==> customer %s\n' "$customer"
 tf output "${color[@]}" tenants

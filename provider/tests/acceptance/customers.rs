@@ -691,6 +691,9 @@ fn customer_scripts_and_committed_examples() {
     let mut scripts: Vec<PathBuf> = vec![
         example.join("add-customer.sh"),
         example.join("deploy.sh"),
+        example.join("fleet.sh"),
+        example.join("lib/customer.sh"),
+        repo.join("bench/fleet.sh"),
         repo.join("scripts/ensure-customer-tools.sh"),
     ];
     for (customer, _) in EXAMPLE_CUSTOMERS {

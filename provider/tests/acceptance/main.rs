@@ -2,7 +2,7 @@
 //! the plugin protocol as go-plugin sees it, acceptance tests through the real `terraform` (1.11 and
 //! 1.0.3) against throwaway PostgreSQL clusters, the customer workflow, faults, several servers, the
 //! attack suite, the docs generated from the schema, the release artefacts installed from a packed
-//! mirror, and modules/tenant's own `terraform test` files.
+//! mirror, modules/tenant's own `terraform test` files, and examples/tenants/fleet.sh's rollouts.
 
 mod customers_support;
 mod plugin_client;
@@ -17,6 +17,7 @@ mod data_sources;
 mod docs;
 mod examples;
 mod faults;
+mod fleet;
 mod plugin_protocol;
 mod release;
 mod several_servers;

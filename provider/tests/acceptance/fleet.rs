@@ -1,0 +1,694 @@
+//! `examples/tenants/fleet.sh`, the fleet-wide plan and rollout, with the real Terraform 1.11.x and
+//! 1.0.3 against a PostgreSQL server of the test's own, one named step at a time: three customers
+//! written by add-customer.sh, one of them with a broken configuration; `plan` reports all three and
+//! exits 1; `apply --canary 1 --max-failures 1` applies the canary, stops at the broken one and does
+//! not attempt the third; once fixed, a second `apply` finishes the rest (the canary skipped as
+//! converged) and `plan` exits 0. A connection limit changed on the server shows as drift. Then a rollout of one new migration (the test hook standing in for
+//! a provider release): `plan` shows schema version N -> N+1 for everyone and exits 2, `apply
+//! --from-plan` applies exactly those saved plans, and applying them a second time is refused as
+//! stale. Ctrl-C during an apply lets the running customer finish and starts no other; a second fleet
+//! run while one holds the lock is refused; bad input is named; and no password or DSN appears in any
+//! log or summary of any run.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use usualstore_testpg::Cluster;
+
+use crate::customers_support::{Operator, dsn_password, read};
+use crate::support::Output;
+use crate::support::Terraform;
+use crate::support::pg::block_on;
+use crate::support::process::{default_timeout, run_with_timeout};
+use crate::support::terraform::loud_note;
+
+/// In name order, which is fleet.sh's order: the canary, the broken one, the one after it.
+const CANARY: &str = "anchor_shop";
+const BROKEN: &str = "broken_shop";
+const THIRD: &str = "corner_shop";
+const CUSTOMERS: [&str; 3] = [CANARY, BROKEN, THIRD];
+/// anchor_shop's admin has a chosen password, so its secrets file must reach every plan.
+const CHOSEN_PASSWORD: &str = "Fleet 'chosen' $pass \\ word";
+
+/// The summary of one fleet.sh run, from `--json` (stdout) and its exit status.
+struct Run {
+    output: Output,
+    summary: Value,
+}
+
+impl Run {
+    fn status_of(&self, customer: &str) -> String {
+        self.customer(customer)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn customer(&self, customer: &str) -> &Value {
+        self.summary["customers"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["customer"] == customer))
+            .unwrap_or_else(|| panic!("{customer} is not in the summary:\n{}", self.output))
+    }
+
+    fn statuses(&self) -> Vec<(String, String)> {
+        CUSTOMERS
+            .iter()
+            .map(|c| (c.to_string(), self.status_of(c)))
+            .collect()
+    }
+
+    fn dir(&self) -> PathBuf {
+        PathBuf::from(self.summary["run"].as_str().unwrap_or_default())
+    }
+}
+
+fn statuses(expected: [&str; 3]) -> Vec<(String, String)> {
+    CUSTOMERS
+        .iter()
+        .zip(expected)
+        .map(|(c, s)| (c.to_string(), s.to_owned()))
+        .collect()
+}
+
+struct Fleet {
+    cluster: Cluster,
+    operator: Operator,
+    /// USUALSTORE_TEST_EXTRA_MIGRATIONS for every later fleet.sh run, once the rollout step set it.
+    extra_migrations: Option<PathBuf>,
+    /// Every fleet.sh output, for the secrets check at the end.
+    outputs: Vec<Output>,
+}
+
+impl Fleet {
+    /// Three customers written by add-customer.sh (the committed example customers removed), the
+    /// second made invalid: a plan the provider refuses.
+    fn three_customers_one_broken(terraform: &Terraform) -> Fleet {
+        let cluster = Cluster::start().expect("a PostgreSQL server of this test's own");
+        let operator = Operator::new(terraform, cluster.pg_env());
+        let customers_dir = operator.example().join("customers");
+        for entry in fs::read_dir(&customers_dir).expect("customers/") {
+            let path = entry.expect("customers/ entry").path();
+            fs::remove_file(&path).unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
+        }
+        let password_file = operator.tree().join("anchor.passwords");
+        fs::write(&password_file, format!("anchor_ops={CHOSEN_PASSWORD}\n"))
+            .expect("password file");
+        for customer in CUSTOMERS {
+            let admin = format!("{}_ops", customer.trim_end_matches("_shop"));
+            let mut args = vec![
+                "--non-interactive".to_owned(),
+                "--company".to_owned(),
+                format!("Company {customer}"),
+                "--database".to_owned(),
+                customer.to_owned(),
+                "--admin".to_owned(),
+                admin,
+            ];
+            if customer == CANARY {
+                args.push("--password-file".to_owned());
+                args.push(password_file.display().to_string());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let added = operator.run_script("add-customer.sh", &args, &[]);
+            assert!(added.success(), "add-customer.sh {customer}:\n{added}");
+        }
+        let fleet = Fleet {
+            cluster,
+            operator,
+            extra_migrations: None,
+            outputs: Vec::new(),
+        };
+        fleet.set_plan(BROKEN, "gold");
+        fleet
+    }
+
+    fn tfvars(&self, customer: &str) -> PathBuf {
+        self.operator.customer_file(&format!("{customer}.tfvars"))
+    }
+
+    /// Sets the customer's plan in its .tfvars (add-customer.sh wrote "starter").
+    fn set_plan(&self, customer: &str, plan: &str) {
+        let path = self.tfvars(customer);
+        let text = read(&path);
+        let line = text
+            .lines()
+            .find(|line| line.trim_start().starts_with("plan "))
+            .unwrap_or_else(|| panic!("{} has no plan line:\n{text}", path.display()))
+            .to_owned();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let text = text.replace(&line, &format!("{indent}plan                = \"{plan}\""));
+        fs::write(&path, text).expect("write the tfvars");
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.operator.env().to_vec();
+        if let Some(dir) = &self.extra_migrations {
+            env.push((
+                usualstore_schema::EXTRA_MIGRATIONS_ENV.to_owned(),
+                dir.display().to_string(),
+            ));
+        }
+        env
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(self.operator.example())
+            .env_clear()
+            .envs(self.env());
+        command
+    }
+
+    /// `fleet.sh ARGS --json`, whatever its exit status.
+    fn fleet(&mut self, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let command = self.command("./fleet.sh", &all);
+        let output = run_with_timeout(command, default_timeout());
+        assert!(!output.timed_out, "fleet.sh hung:\n{output}");
+        self.run(output)
+    }
+
+    fn run(&mut self, output: Output) -> Run {
+        let summary: Value = serde_json::from_str(&output.stdout)
+            .unwrap_or_else(|e| panic!("fleet.sh --json printed no JSON ({e}):\n{output}"));
+        self.outputs.push(output.clone());
+        Run { output, summary }
+    }
+
+    fn database_exists(&self, name: &str) -> bool {
+        let config = self.cluster.config("postgres");
+        let name = name.to_owned();
+        block_on(async move {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(connection);
+            client
+                .query_one(
+                    "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1",
+                    &[&name],
+                )
+                .await
+                .expect("pg_database")
+                .get::<_, i64>(0)
+                == 1
+        })
+    }
+
+    fn schema_version(&self, database: &str) -> i32 {
+        let config = self.cluster.config(database);
+        block_on(async move {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(connection);
+            client
+                .query_one(
+                    "SELECT max(version) FROM public.usualstore_schema_migrations",
+                    &[],
+                )
+                .await
+                .expect("the migrations table")
+                .get(0)
+        })
+    }
+
+    // --- the steps --------------------------------------------------------------------------
+
+    fn plan_reports_all_three_and_exits_1(&mut self) {
+        let plan = self.fleet(&["plan"]);
+        assert_eq!(
+            plan.output.code,
+            Some(1),
+            "plan with a broken customer:\n{}",
+            plan.output
+        );
+        assert_eq!(plan.statuses(), statuses(["changes", "error", "changes"]));
+        let canary = plan.customer(CANARY);
+        assert_eq!(
+            (
+                &canary["add"],
+                &canary["change"],
+                &canary["destroy"],
+                &canary["drift"]
+            ),
+            (
+                &Value::from(2),
+                &Value::from(0),
+                &Value::from(0),
+                &Value::from(0)
+            ),
+            "a new customer: its tenant and one user to add"
+        );
+        assert_eq!(canary["schema_before"], "-");
+        assert_eq!(
+            canary["schema_after"],
+            usualstore_schema::latest_version().to_string()
+        );
+        let error = plan.customer(BROKEN)["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("Error: ") && error.contains("unknown plan \"gold\""),
+            "the broken customer's error lines: {error:?}\n{}",
+            plan.output
+        );
+        // The table, on stderr with --json: every customer, its workspace and the error.
+        for needle in [CANARY, BROKEN, THIRD, "WORKSPACE", "unknown plan \"gold\""] {
+            assert!(
+                plan.output.stderr.contains(needle),
+                "{needle:?} is not in the table:\n{}",
+                plan.output
+            );
+        }
+        for customer in CUSTOMERS {
+            assert!(
+                plan.dir().join(customer).join("plan.log").is_file(),
+                "no plan log of {customer} in {}",
+                plan.dir().display()
+            );
+            assert!(!self.database_exists(customer), "plan created {customer}");
+        }
+    }
+
+    fn canary_applies_then_the_broken_one_stops_the_rollout(&mut self) {
+        let apply = self.fleet(&["apply", "--canary", "1", "--max-failures", "1"]);
+        assert_eq!(apply.output.code, Some(1), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["applied", "failed", "not attempted"])
+        );
+        let error = apply.customer(BROKEN)["error"].as_str().unwrap_or_default();
+        assert!(error.contains("unknown plan \"gold\""), "{error:?}");
+        assert!(
+            apply.summary["stopped"]
+                .as_str()
+                .is_some_and(|why| why.contains("--max-failures 1")),
+            "the summary does not say why it stopped:\n{}",
+            apply.output
+        );
+        for needle in [
+            "applied (1): anchor_shop",
+            "failed (1): broken_shop",
+            "not attempted (1): corner_shop",
+        ] {
+            assert!(
+                apply.output.stderr.contains(needle),
+                "{needle:?} is not in the summary:\n{}",
+                apply.output
+            );
+        }
+        assert!(self.database_exists(CANARY), "the canary was not created");
+        assert!(
+            !apply.dir().join(CANARY).join("plan.tfplan").exists(),
+            "the applied plan (it holds passwords) was kept"
+        );
+        assert!(!self.database_exists(BROKEN) && !self.database_exists(THIRD));
+        assert!(
+            !apply.dir().join(THIRD).join("plan.log").exists(),
+            "the customer after the failure was started"
+        );
+    }
+
+    fn fixed_the_second_apply_finishes_the_rest(&mut self) {
+        self.set_plan(BROKEN, "starter");
+        let apply = self.fleet(&["apply", "--canary", "1", "--max-failures", "1"]);
+        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["unchanged", "applied", "applied"])
+        );
+        assert!(
+            !apply.dir().join(CANARY).join("apply.log").exists(),
+            "the converged canary was applied again"
+        );
+        for customer in CUSTOMERS {
+            assert!(self.database_exists(customer), "{customer} is missing");
+        }
+        let plan = self.fleet(&["plan", "--parallel", "3"]);
+        assert_eq!(plan.output.code, Some(0), "{}", plan.output);
+        assert_eq!(
+            plan.statuses(),
+            statuses(["no changes", "no changes", "no changes"])
+        );
+        let current = usualstore_schema::latest_version().to_string();
+        for customer in CUSTOMERS {
+            let row = plan.customer(customer);
+            assert_eq!(
+                (
+                    row["schema_before"].as_str(),
+                    row["schema_after"].as_str(),
+                    &row["drift"]
+                ),
+                (
+                    Some(current.as_str()),
+                    Some(current.as_str()),
+                    &Value::from(0)
+                ),
+                "{customer}"
+            );
+        }
+        // The chosen password from the secrets file is the one in force.
+        let dsns = self.operator.dsns(CANARY);
+        assert_eq!(dsn_password(&dsns[CANARY]["anchor_ops"]), CHOSEN_PASSWORD);
+    }
+
+    /// A change made on the server behind Terraform's back shows as drift, and apply puts it back.
+    fn drift_is_reported_and_repaired(&mut self) {
+        let config = self.cluster.config("postgres");
+        block_on(async move {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(connection);
+            client
+                .batch_execute("ALTER DATABASE corner_shop CONNECTION LIMIT 7")
+                .await
+                .expect("alter the connection limit");
+        });
+        let plan = self.fleet(&["plan"]);
+        assert_eq!(plan.output.code, Some(2), "{}", plan.output);
+        assert_eq!(
+            plan.statuses(),
+            statuses(["no changes", "no changes", "changes"])
+        );
+        let third = plan.customer(THIRD);
+        assert_eq!(
+            (&third["drift"], &third["change"]),
+            (&Value::from(1), &Value::from(1))
+        );
+        let apply = self.fleet(&["apply", "--parallel", "3"]);
+        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["unchanged", "unchanged", "applied"])
+        );
+        // Read from the plan's text this time (no terraform show): the same figures.
+        let third = apply.customer(THIRD);
+        assert_eq!(
+            (&third["drift"], &third["change"], &third["add"]),
+            (&Value::from(1), &Value::from(1), &Value::from(0))
+        );
+    }
+
+    /// A new migration for everyone: planned, reviewed, applied from exactly those plans.
+    fn rollout_applies_exactly_the_saved_plans(&mut self) {
+        crate::support::require_test_hooks();
+        let current = usualstore_schema::latest_version();
+        let dir = self.operator.tree().join("next-release-migrations");
+        fs::create_dir_all(&dir).expect("migrations directory");
+        fs::write(
+            dir.join(format!("{:04}_fleet_rollout.sql", current + 1)),
+            "CREATE TABLE public.fleet_rollout (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);\n",
+        )
+        .expect("write the migration");
+        self.extra_migrations = Some(dir);
+
+        let plan = self.fleet(&["plan"]);
+        assert_eq!(plan.output.code, Some(2), "{}", plan.output);
+        for customer in CUSTOMERS {
+            let row = plan.customer(customer);
+            assert_eq!(row["status"], "changes");
+            assert_eq!(row["change"], 1, "{customer}: only the tenant changes");
+            assert_eq!(
+                (row["schema_before"].as_str(), row["schema_after"].as_str()),
+                (
+                    Some(current.to_string().as_str()),
+                    Some((current + 1).to_string().as_str())
+                )
+            );
+            assert!(plan.dir().join(customer).join("plan.tfplan").is_file());
+        }
+        let plan_run = plan.dir();
+        let run_name = plan_run
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+
+        let apply = self.fleet(&["apply", "--from-plan", &run_name, "--parallel", "3"]);
+        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["applied", "applied", "applied"])
+        );
+        for customer in CUSTOMERS {
+            assert_eq!(self.schema_version(customer), current + 1, "{customer}");
+            assert!(
+                !apply.dir().join(customer).join("plan.log").exists(),
+                "--from-plan planned {customer} again"
+            );
+        }
+        // The same plans again: the states moved on, Terraform refuses them, nothing else starts.
+        let again = self.fleet(&["apply", "--from-plan", &plan_run.display().to_string()]);
+        assert_eq!(again.output.code, Some(1), "{}", again.output);
+        assert_eq!(
+            again.statuses(),
+            statuses(["failed", "not attempted", "not attempted"])
+        );
+        let error = again.customer(CANARY)["error"].as_str().unwrap_or_default();
+        assert!(error.contains("Saved plan is stale"), "{error:?}");
+        let plan = self.fleet(&["plan"]);
+        assert_eq!(plan.output.code, Some(0), "{}", plan.output);
+    }
+
+    /// Ctrl-C on the terminal (SIGINT to fleet.sh's process group) while the first customer's slow
+    /// migration runs: it finishes, nobody else starts.
+    fn ctrl_c_lets_the_running_one_finish_and_starts_no_other(&mut self) {
+        let dir = self
+            .extra_migrations
+            .clone()
+            .expect("the rollout step set the migrations directory");
+        let next = usualstore_schema::latest_version() + 2;
+        fs::write(
+            dir.join(format!("{next:04}_slow.sql")),
+            "SELECT pg_sleep(3);\nCREATE TABLE public.fleet_slow (id bigint);\n",
+        )
+        .expect("write the migration");
+        let mut command = self.command("./fleet.sh", &["apply", "--json"]);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let started = Instant::now();
+        let child = command.spawn().expect("start fleet.sh");
+        let group = child.id();
+        // Wait until the canary's migration is running on the server.
+        let config = self.cluster.config("postgres");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let config = config.clone();
+            let sleeping: i64 = block_on(async move {
+                let (client, connection) = config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(connection);
+                client
+                    .query_one(
+                        "SELECT count(*) FROM pg_catalog.pg_stat_activity \
+                         WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_catalog.pg_backend_pid()",
+                        &[],
+                    )
+                    .await
+                    .expect("pg_stat_activity")
+                    .get(0)
+            });
+            if sleeping > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the slow migration never started"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        let kill = Command::new("kill")
+            .args(["-INT", "--", &format!("-{group}")])
+            .status()
+            .expect("kill");
+        assert!(kill.success(), "could not signal fleet.sh's process group");
+        let finished = child.wait_with_output().expect("wait for fleet.sh");
+        let output = Output {
+            command: "fleet.sh apply --json (Ctrl-C)".to_owned(),
+            code: finished.status.code(),
+            timed_out: false,
+            elapsed: started.elapsed(),
+            stdout: String::from_utf8_lossy(&finished.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&finished.stderr).into_owned(),
+        };
+        let run = self.run(output);
+        assert_eq!(run.output.code, Some(1), "{}", run.output);
+        assert_eq!(
+            run.statuses(),
+            statuses(["applied", "not attempted", "not attempted"])
+        );
+        assert_eq!(run.summary["stopped"], "interrupted by a signal");
+        assert!(
+            run.output
+                .stderr
+                .contains("stopping: no new customer starts")
+        );
+        assert_eq!(self.schema_version(CANARY), next);
+        assert_eq!(self.schema_version(THIRD), next - 1);
+        // Re-running continues with the other two.
+        let rest = self.fleet(&["apply", "--parallel", "2"]);
+        assert_eq!(rest.output.code, Some(0), "{}", rest.output);
+        assert_eq!(
+            rest.statuses(),
+            statuses(["unchanged", "applied", "applied"])
+        );
+        for customer in [BROKEN, THIRD] {
+            let row = rest.customer(customer);
+            assert_eq!(
+                (row["schema_before"].as_str(), row["schema_after"].as_str()),
+                (
+                    Some((next - 1).to_string().as_str()),
+                    Some(next.to_string().as_str())
+                ),
+                "{customer}: the versions of the state before and after the apply"
+            );
+        }
+    }
+
+    fn a_second_fleet_run_is_refused_and_bad_input_is_named(&mut self) {
+        // flock holds the lock file while fleet.sh, inside it, tries to take it.
+        let command = self.command("flock", &[".fleet.lock", "./fleet.sh", "plan"]);
+        let output = run_with_timeout(command, default_timeout());
+        assert_eq!(output.code, Some(1), "{output}");
+        assert!(
+            output.stderr.contains("another fleet run holds")
+                && output.stderr.contains(".fleet.lock"),
+            "{output}"
+        );
+        for (args, needle) in [
+            (
+                &["plan", "no_such_shop"][..],
+                "unknown customer 'no_such_shop': no customers/no_such_shop.tfvars",
+            ),
+            (
+                &["plan", "Bad-Name"][..],
+                "'Bad-Name' is not a customer key",
+            ),
+            (
+                &["apply", "--paralel", "2"][..],
+                "unknown option '--paralel'",
+            ),
+            (
+                &["apply", "--parallel", "0"][..],
+                "--parallel needs a whole number >= 1, not '0'",
+            ),
+            (
+                &["plan", "--canary", "1"][..],
+                "--canary is an option of fleet.sh apply",
+            ),
+            (
+                &["apply", "--from-plan", "nope"][..],
+                "--from-plan: 'nope' is not a fleet run",
+            ),
+            (&["deploy"][..], "unknown command 'deploy'"),
+        ] {
+            let command = self.command("./fleet.sh", args);
+            let output = run_with_timeout(command, default_timeout());
+            assert_eq!(output.code, Some(1), "fleet.sh {args:?}:\n{output}");
+            assert!(
+                output.stderr.contains(needle),
+                "fleet.sh {args:?}: expected {needle:?}:\n{output}"
+            );
+        }
+    }
+
+    /// No password or DSN in anything fleet.sh printed or wrote, saved plans aside (Terraform's
+    /// plan files hold the configuration's values; the run directory is private for that reason).
+    fn no_secret_in_any_log_or_summary(&self) {
+        let mut secrets = vec![
+            CHOSEN_PASSWORD.to_owned(),
+            self.cluster.superuser_password().to_owned(),
+        ];
+        for customer in CUSTOMERS {
+            for (_, dsn) in self
+                .operator
+                .dsns(customer)
+                .remove(customer)
+                .unwrap_or_default()
+            {
+                secrets.push(dsn_password(&dsn));
+                secrets.push(dsn);
+            }
+        }
+        let runs = self.operator.example().join("fleet-runs");
+        let mut files = Vec::new();
+        collect_files(&runs, &mut files);
+        assert!(files.len() > 20, "too few files under {}", runs.display());
+        let texts = files
+            .iter()
+            .filter(|path| path.extension().is_none_or(|ext| ext != "tfplan"))
+            .map(|path| (path.display().to_string(), read(path)))
+            .chain(
+                self.outputs
+                    .iter()
+                    .map(|output| (output.command.clone(), output.combined())),
+            );
+        for (what, text) in texts {
+            for secret in &secrets {
+                assert!(!text.contains(secret.as_str()), "{what} holds a secret");
+            }
+        }
+        let mode = fs::metadata(&runs).expect("fleet-runs").permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077,
+            0,
+            "fleet-runs is readable by others"
+        );
+    }
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            collect_files(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}
+
+fn fleet_rollout(terraform: &Terraform) {
+    let started = Instant::now();
+    let mut fleet = Fleet::three_customers_one_broken(terraform);
+    let version = fleet.operator.terraform_version().to_owned();
+    fleet.plan_reports_all_three_and_exits_1();
+    fleet.canary_applies_then_the_broken_one_stops_the_rollout();
+    fleet.fixed_the_second_apply_finishes_the_rest();
+    fleet.drift_is_reported_and_repaired();
+    fleet.rollout_applies_exactly_the_saved_plans();
+    fleet.ctrl_c_lets_the_running_one_finish_and_starts_no_other();
+    fleet.a_second_fleet_run_is_refused_and_bad_input_is_named();
+    fleet.no_secret_in_any_log_or_summary();
+    fleet.cluster.stop().expect("stop the server");
+    loud_note(&format!(
+        "fleet.sh with Terraform {version}: {:.0?}",
+        started.elapsed()
+    ));
+}
+
+#[test]
+fn fleet_with_terraform_1_11() {
+    crate::support::with_terraform(Terraform::v1_11, "1.11", fleet_rollout);
+}
+
+#[test]
+fn fleet_with_terraform_1_0() {
+    crate::support::with_terraform(Terraform::v1_0, "1.0.3", fleet_rollout);
+}
