@@ -99,44 +99,52 @@ other_tfvars() {
     done
 }
 
-# Prints the customer whose files use database $1, if any.
+# The first of `files` (other customers' .tfvars) whose lines match the extended regex $1, as a
+# customer key. One grep over every file: adding the thousandth customer must not start a process
+# per existing customer for each name it checks.
+first_customer_matching() {
+    local pattern="$1" files match
+    mapfile -t files < <(other_tfvars)
+    ((${#files[@]})) || return 1
+    match="$(grep -El -m 1 -e "$pattern" -- "${files[@]}" | head -n 1)" || true
+    [[ -n "$match" ]] || return 1
+    basename "$match" .tfvars
+}
+
+# Prints the customer whose files use database $1, if any. $1 has passed the provider's name
+# check, so it holds no regex metacharacters.
 database_owner() {
-    local file
-    while IFS= read -r file; do
-        if [[ "$(basename "$file" .tfvars)" == "$1" ]] || grep -Eq "^[[:space:]]+$1[[:space:]]*=[[:space:]]*\{" "$file"; then
-            basename "$file" .tfvars
-            return 0
-        fi
-    done < <(other_tfvars)
-    return 1
+    if [[ -f "$CUSTOMERS_DIR/$1.tfvars" && ! ("$FORCE" == true && "$1" == "$KEY") ]]; then
+        printf '%s\n' "$1"
+        return 0
+    fi
+    first_customer_matching "^[[:space:]]+$1[[:space:]]*=[[:space:]]*\{"
 }
 
-# Prints the customer whose files list username $1, if any.
+# Prints the customer whose files list username $1 (checked like database names), if any.
 username_owner() {
-    local file
-    while IFS= read -r file; do
-        if grep -Eq "username[[:space:]]*=[[:space:]]*\"$1\"" "$file"; then
-            basename "$file" .tfvars
-            return 0
-        fi
-    done < <(other_tfvars)
-    return 1
+    first_customer_matching "username[[:space:]]*=[[:space:]]*\"$1\""
 }
 
-# Host ports the other customers' store-api containers publish, one a line.
+# Host ports the other customers' store-api containers publish, one a line (one sed for all files).
 used_ports() {
-    local file
+    local file files=()
     for file in "$CUSTOMERS_DIR"/*-docker-compose.yml; do
         [[ -f "$file" ]] || continue
         [[ "$FORCE" == true && "$file" == "$CUSTOMERS_DIR/$KEY-docker-compose.yml" ]] && continue
-        sed -n 's/^[[:space:]]*-[[:space:]]*"\([0-9]\{1,5\}\):[0-9]\{1,5\}"[[:space:]]*$/\1/p' "$file"
+        files+=("$file")
     done
+    ((${#files[@]})) || return 0
+    sed -n 's/^[[:space:]]*-[[:space:]]*"\([0-9]\{1,5\}\):[0-9]\{1,5\}"[[:space:]]*$/\1/p' -- "${files[@]}"
 }
 
 next_free_port() {
-    local port=$FIRST_HOST_PORT used
-    used="$(used_ports)"
-    while grep -qx "$port" <<<"$used"; do
+    local port=$FIRST_HOST_PORT taken
+    local -A used=()
+    while IFS= read -r taken; do
+        used[$taken]=1
+    done < <(used_ports)
+    while [[ -n "${used[$port]:-}" ]]; do
         port=$((port + 1))
     done
     printf '%s\n' "$port"
