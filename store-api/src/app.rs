@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -234,7 +234,29 @@ pub fn router(registry: Arc<Registry>) -> Router {
             registry.clone(),
             observe_api,
         ))
+        // Outermost, so the fallbacks', the timeout's and an unknown host's answers get it too.
+        .layer(middleware::map_response(inert_in_a_browser))
         .with_state(registry)
+}
+
+/// What the API answers is data, never a page: a browser sent to it may not run, frame or
+/// sniff it as another type. Storefront pages set their own, richer policy first; these only
+/// fill in what a response lacks.
+async fn inert_in_a_browser(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// The operations endpoints alone, for `OPS_ADDR`: liveness, readiness and metrics.

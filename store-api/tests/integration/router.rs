@@ -179,6 +179,14 @@ async fn each_host_serves_its_tenant_and_unknown_hosts_get_404() {
         assert_reveals_nothing(&reply, &[&a, &b, &c]);
         let page = router.at(host, "GET", "/", None).await;
         page.expect_error(404, "unknown_tenant");
+        // No tenant, so no storefront: the answer is still inert in a browser.
+        assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+        assert!(
+            page.header("content-security-policy")
+                .is_some_and(|csp| csp.contains("default-src 'none'")),
+            "{:?}",
+            page.headers
+        );
     }
     // Two Host headers, or an absolute URI naming another host, name no tenant.
     let twice = raw(

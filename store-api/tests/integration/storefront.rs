@@ -360,3 +360,34 @@ async fn an_unreachable_database_is_a_503_page() {
     assert_eq!(app.get("/static/store.css", None).await.status, 200);
     app.stop().await;
 }
+
+/// A browser sent to the API's address gets JSON that nothing can run, frame or sniff as
+/// another type, whatever answered: a handler, the unknown-route fallback, a refused method or a
+/// refused token. The storefront's own pages keep their richer policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_answers_are_inert_in_a_browser() {
+    let shop = Shop::open("inert").await;
+    let app = &shop.app;
+    let replies = [
+        app.get("/api/widgets", None).await,
+        app.get("/no/such/page", None).await,
+        app.get("/api/orders", Some("not-a-token")).await,
+        app.post("/api/statuses", None, json!({})).await,
+    ];
+    for reply in &replies {
+        let csp = reply
+            .header("content-security-policy")
+            .unwrap_or_else(|| panic!("no CSP on a {} answer: {:?}", reply.status, reply.headers));
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(reply.header("x-frame-options"), Some("DENY"));
+    }
+    assert_eq!(
+        replies.iter().map(|reply| reply.status).collect::<Vec<_>>(),
+        [200, 404, 401, 405]
+    );
+    assert_locked_down(&app.get("/", None).await);
+}
