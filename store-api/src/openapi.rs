@@ -116,6 +116,15 @@ fn query_param(name: &str, schema: Value, description: &str) -> Value {
     json!({ "name": name, "in": "query", "required": false, "schema": schema, "description": description })
 }
 
+/// `?ids=3,5,8`: only those rows.
+fn ids_param() -> Value {
+    query_param(
+        "ids",
+        json!({ "type": "string", "pattern": "^[0-9]+(,[0-9]+){0,99}$" }),
+        "only these ids, separated by commas (1 to 100)",
+    )
+}
+
 fn page_params() -> Vec<Value> {
     vec![
         query_param(
@@ -347,7 +356,12 @@ pub fn document(separate_ops: bool) -> Value {
         "/api/widgets": {
             "get": Op {
                 summary: "List widgets (public)", tag: "catalogue", auth: false,
-                params: page_params(), body: None,
+                params: {
+                    let mut params = page_params();
+                    params.push(ids_param());
+                    params
+                },
+                body: None,
                 ok: ("200", "a page of widgets", Some(list_of("Widget"))), errors: &["400"],
             }.render(),
             "post": Op {
@@ -379,6 +393,7 @@ pub fn document(separate_ops: bool) -> Value {
                 params: {
                     let mut params = page_params();
                     params.push(query_param("q", json!({ "type": "string" }), "matches name or email, any case"));
+                    params.push(ids_param());
                     params
                 },
                 body: None, ok: ("200", "a page of customers", Some(list_of("Customer"))), errors: &["400"],

@@ -29,19 +29,42 @@ pub enum Total<'a> {
     Cached(&'a CachedCount),
 }
 
-/// One page of a whole table, by id: `columns` of `table`, each row read by `from_row`, with the
-/// table's total count.
+/// A table listed by id: its name, the columns read and how a row becomes an item.
+pub struct Table<T> {
+    pub name: &'static str,
+    pub columns: &'static str,
+    pub from_row: fn(&Row) -> Result<T, tokio_postgres::Error>,
+    pub id_of: fn(&T) -> i64,
+}
+
+// Copy and Clone by hand: derives would ask T to be Copy too, and only fn pointers are held.
+impl<T> Clone for Table<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Table<T> {}
+
+/// One page of a whole table, by id, with the table's total count; with `ids`, of those rows only.
 pub async fn table_page<T>(
     state: &AppState,
-    table: &str,
-    columns: &str,
+    table: &Table<T>,
     page: Page,
-    from_row: fn(&Row) -> Result<T, tokio_postgres::Error>,
-    id_of: fn(&T) -> i64,
     total: Total<'_>,
+    ids: Option<&[i64]>,
 ) -> ApiResult<Json<List<T>>> {
     let after = page.after_id()?;
     let client = state.pool.get().await?;
+    if let Some(ids) = ids {
+        return ids_page(state, &client, *table, page, ids, after).await;
+    }
+    let Table {
+        name: table,
+        columns,
+        from_row,
+        id_of,
+    } = *table;
     let select = client
         .prepare_cached(&format!(
             "SELECT {columns} FROM public.{table} WHERE id > $1 ORDER BY id LIMIT $2 OFFSET $3"
@@ -81,6 +104,51 @@ pub async fn table_page<T>(
         tenant: state.tenant.get().to_string(),
         items,
         total,
+        limit: page.limit,
+        offset: page.offset,
+        next,
+    }))
+}
+
+/// The rows of `table` among `ids` (`?ids=`), a page of them, counted with the same filter. Its
+/// own statements, so the plain list's stay as the planner likes them best.
+async fn ids_page<T>(
+    state: &AppState,
+    client: &deadpool_postgres::Object,
+    Table {
+        name: table,
+        columns,
+        from_row,
+        id_of,
+    }: Table<T>,
+    page: Page,
+    ids: &[i64],
+    after: i64,
+) -> ApiResult<Json<List<T>>> {
+    let select = client
+        .prepare_cached(&format!(
+            "SELECT {columns} FROM public.{table} WHERE id = ANY($4) AND id > $1 \
+             ORDER BY id LIMIT $2 OFFSET $3"
+        ))
+        .await?;
+    let count = client
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM public.{table} WHERE id = ANY($1)"
+        ))
+        .await?;
+    let fetch = page.fetch();
+    let select_params: [&(dyn ToSql + Sync); 4] = [&after, &fetch, &page.offset, &ids];
+    let count_params: [&(dyn ToSql + Sync); 1] = [&ids];
+    let (rows, total) = tokio::try_join!(
+        client.query(&select, &select_params),
+        client.query_one(&count, &count_params),
+    )?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let (items, next) = page.split(items, |item| id_of(item).to_string());
+    Ok(Json(List {
+        tenant: state.tenant.get().to_string(),
+        items,
+        total: total.try_get(0)?,
         limit: page.limit,
         offset: page.offset,
         next,

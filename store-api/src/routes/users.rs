@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, USER_COLUMNS, User, email, required_text};
 use crate::routes::Json;
-use crate::routes::{Total, created, table_page};
+use crate::routes::{Table, Total, created, table_page};
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -20,16 +20,13 @@ pub async fn list(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<List<User>>> {
     user.require_admin("listing users")?;
-    table_page(
-        &state,
-        "users",
-        USER_COLUMNS,
-        params.page()?,
-        User::from_row,
-        |user| user.id,
-        Total::Counted,
-    )
-    .await
+    let table = Table {
+        name: "users",
+        columns: USER_COLUMNS,
+        from_row: User::from_row,
+        id_of: |user| user.id,
+    };
+    table_page(&state, &table, params.page()?, Total::Counted, None).await
 }
 
 pub async fn get(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<Json<User>> {

@@ -8,9 +8,9 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Id};
-use crate::model::{List, PageParams, WIDGET_COLUMNS, Widget, required_text};
+use crate::model::{List, PageParams, WIDGET_COLUMNS, Widget, ids_filter, required_text};
 use crate::routes::Json;
-use crate::routes::{Total, created, table_page};
+use crate::routes::{Table, Total, created, table_page};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_TEXT_CHARS: usize = 10_000;
@@ -21,19 +21,50 @@ const MAX_TEXT_CHARS: usize = 10_000;
 pub const SELECT_ONE: &str = "SELECT id, name, description, inventory_level, price_cents, image, \
                           created_at, updated_at FROM public.widgets WHERE id = $1";
 
+#[derive(Debug, Deserialize)]
+pub struct WidgetQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    after: Option<String>,
+    ids: Option<String>,
+}
+
+impl WidgetQuery {
+    /// A plain page of the catalogue, as the storefront asks for it.
+    pub fn page(params: PageParams) -> WidgetQuery {
+        WidgetQuery {
+            limit: params.limit,
+            offset: params.offset,
+            after: params.after,
+            ids: None,
+        }
+    }
+}
+
 pub async fn list(
     state: AppState,
-    ApiQuery(params): ApiQuery<PageParams>,
+    ApiQuery(query): ApiQuery<WidgetQuery>,
 ) -> ApiResult<Json<List<Widget>>> {
+    let ids = ids_filter(query.ids.as_deref())?;
+    let page = PageParams {
+        limit: query.limit,
+        offset: query.offset,
+        after: query.after,
+    }
+    .page()?;
+    let table = Table {
+        name: "widgets",
+        columns: WIDGET_COLUMNS,
+        from_row: Widget::from_plain_row,
+        id_of: |widget| widget.id,
+    };
     table_page(
         &state,
-        "widgets",
-        WIDGET_COLUMNS,
-        params.page()?,
-        Widget::from_plain_row,
-        |widget| widget.id,
+        &table,
+        page,
         // Anyone may ask for the catalogue: its total is counted at most once a second.
         Total::Cached(&state.catalogue_total),
+        ids.as_deref(),
     )
     .await
 }

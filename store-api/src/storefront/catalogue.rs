@@ -87,11 +87,11 @@ pub async fn index(
     let paged = after
         .as_deref()
         .is_some_and(|after| !after.trim().is_empty());
-    let params = PageParams {
+    let params = widgets::WidgetQuery::page(PageParams {
         limit: Some(PAGE_SIZE),
         offset: None,
         after,
-    };
+    });
     let list = match widgets::list(state.clone(), ApiQuery(params)).await {
         Ok(Json(list)) => list,
         Err(error) => return error_page(&state, error),

@@ -435,3 +435,81 @@ async fn lists_page_by_cursor_and_bound_offset() {
     assert!(last.json["next"].is_null());
     shop.app.stop().await;
 }
+
+/// `?ids=` lists only those rows, so a page of orders needs one request for its widgets and one
+/// for its customers; anything but 1 to 100 positive ids is refused, naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_filter_by_ids() {
+    let shop = Shop::open("ids").await;
+    let app = &shop.app;
+    let mut widgets = Vec::new();
+    for name in ["Bolt", "Nut", "Washer"] {
+        let reply = app
+            .post(
+                "/api/widgets",
+                Some(&shop.admin),
+                json!({ "name": name, "price_cents": 100, "inventory_level": 1 }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        widgets.push(reply.json["id"].as_i64().expect("id"));
+    }
+    let mut customers = Vec::new();
+    for (first, email) in [("Ada", "ada@example.com"), ("Alan", "alan@example.com")] {
+        let reply = app
+            .post(
+                "/api/customers",
+                Some(&shop.admin),
+                json!({ "first_name": first, "last_name": "L", "email": email }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        customers.push(reply.json["id"].as_i64().expect("id"));
+    }
+
+    let ids = |items: &serde_json::Value| -> Vec<i64> {
+        items["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| item["id"].as_i64().expect("id"))
+            .collect()
+    };
+    // A missing id is simply not there; the order is the list's (by id), whatever was asked.
+    let path = format!("/api/widgets?ids={},{},999999", widgets[2], widgets[0]);
+    let reply = app.get(&path, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(ids(&reply.json), [widgets[0], widgets[2]]);
+    assert_eq!(reply.json["total"], 2);
+    assert_eq!(reply.json["next"], serde_json::Value::Null);
+    // Paged like any list.
+    let path = format!("/api/widgets?ids={},{}&limit=1", widgets[0], widgets[1]);
+    let first = app.get(&path, None).await;
+    assert_eq!(ids(&first.json), [widgets[0]]);
+    let next = first.json["next"].as_str().expect("next").to_owned();
+    let second = app.get(&format!("{path}&after={next}"), None).await;
+    assert_eq!(ids(&second.json), [widgets[1]]);
+
+    let path = format!("/api/customers?ids={}", customers[1]);
+    let reply = app.get(&path, Some(&shop.customer)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(ids(&reply.json), [customers[1]]);
+    assert_eq!(reply.json["total"], 1);
+    app.get(&path, None)
+        .await
+        .expect_error(401, "missing_token");
+
+    let too_many = (1..=101)
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for bad in ["", "1,x", "1,,2", "-3", "0", "1;2", too_many.as_str()] {
+        for list in ["/api/widgets", "/api/customers"] {
+            let reply = app
+                .get(&format!("{list}?ids={bad}"), Some(&shop.admin))
+                .await;
+            reply.expect_error(400, "invalid_field");
+            assert_eq!(reply.field(), Some("ids"), "{}", reply.text);
+        }
+    }
+}
