@@ -188,7 +188,7 @@ fn components() -> Value {
                 "properties": {
                     "name": { "type": "string" }, "description": { "type": "string" },
                     "inventory_level": { "type": "integer", "minimum": 0 },
-                    "price_cents": { "type": "integer", "minimum": 0 }, "image": { "type": "string" }
+                    "price_cents": { "type": "integer", "minimum": 0 }, "image": { "type": "string", "description": "empty, an http(s):// address with a host, or a path on this site (/images/x.png)" }
                 }
             },
             "WidgetChanges": {
@@ -200,7 +200,7 @@ fn components() -> Value {
                         "type": "integer", "minimum": -1_000_000, "maximum": 1_000_000,
                         "description": "added to the stock as it is at that moment (not with inventory_level); a result below 0 is refused"
                     },
-                    "price_cents": { "type": "integer", "minimum": 0 }, "image": { "type": "string" }
+                    "price_cents": { "type": "integer", "minimum": 0 }, "image": { "type": "string", "description": "empty, an http(s):// address with a host, or a path on this site (/images/x.png)" }
                 }
             },
             "Customer": {

@@ -11,6 +11,7 @@ use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, WIDGET_COLUMNS, Widget, ids_filter, required_text};
 use crate::routes::Json;
 use crate::routes::{Table, Total, created, table_page};
+use crate::storefront::present::image_url;
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_TEXT_CHARS: usize = 10_000;
@@ -100,7 +101,7 @@ pub async fn create(
     user.require_admin("creating widgets")?;
     let name = required_text("name", &body.name, MAX_NAME_CHARS)?;
     check_text("description", &body.description)?;
-    check_text("image", &body.image)?;
+    check_image(&body.image)?;
     check_not_negative("inventory_level", i64::from(body.inventory_level))?;
     check_not_negative("price_cents", body.price_cents)?;
     let client = state.pool.get().await?;
@@ -161,7 +162,7 @@ pub async fn update(
         check_text("description", text)?;
     }
     if let Some(text) = &body.image {
-        check_text("image", text)?;
+        check_image(text)?;
     }
     if let Some(level) = body.inventory_level {
         check_not_negative("inventory_level", i64::from(level))?;
@@ -242,6 +243,20 @@ fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid(
             field,
             format!("{field} must be at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Empty, or an address the storefront would show: `http(s)://host/…` or a path on this site. The
+/// storefront applies the same rule when it renders, for rows written by other means.
+fn check_image(value: &str) -> Result<(), ApiError> {
+    check_text("image", value)?;
+    if !value.trim().is_empty() && image_url(value).is_none() {
+        return Err(ApiError::invalid(
+            "image",
+            "image must be empty, an http:// or https:// address with a host, or a path on this \
+             site such as /images/bolt.png",
         ));
     }
     Ok(())

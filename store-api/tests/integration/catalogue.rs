@@ -513,3 +513,62 @@ async fn lists_filter_by_ids() {
         }
     }
 }
+
+/// An image address the storefront would not show is refused when written, naming the field;
+/// the ones it shows, and none, are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_images_are_addresses_the_storefront_shows() {
+    let shop = Shop::open("images").await;
+    let app = &shop.app;
+    for bad in [
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "//evil.example/a.png",
+        "/\\evil.example/a.png",
+        "http:///a.png",
+        "images/relative.png",
+        "https://img.example/a b.png",
+    ] {
+        let reply = app
+            .post(
+                "/api/widgets",
+                Some(&shop.admin),
+                json!({ "name": "Bad", "price_cents": 1, "image": bad }),
+            )
+            .await;
+        reply.expect_error(400, "invalid_field");
+        assert_eq!(reply.field(), Some("image"), "{bad}: {}", reply.text);
+    }
+    assert_eq!(shop.tenant.count("widgets").await, 0);
+
+    let mut id = 0;
+    for good in [
+        "",
+        "https://img.example/a.png?x=1",
+        "http://img.example/b.png",
+        "/images/c.png",
+    ] {
+        let reply = app
+            .post(
+                "/api/widgets",
+                Some(&shop.admin),
+                json!({ "name": "Good", "price_cents": 1, "image": good }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{good}: {}", reply.text);
+        assert_eq!(reply.json["image"], good);
+        id = reply.json["id"].as_i64().expect("id");
+    }
+    let reply = app
+        .patch(
+            &format!("/api/widgets/{id}"),
+            Some(&shop.admin),
+            json!({ "image": "javascript:alert(1)" }),
+        )
+        .await;
+    reply.expect_error(400, "invalid_field");
+    assert_eq!(reply.field(), Some("image"));
+    let kept = app.get(&format!("/api/widgets/{id}"), None).await;
+    assert_eq!(kept.json["image"], "/images/c.png");
+}
