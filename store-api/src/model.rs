@@ -237,6 +237,25 @@ impl Page {
             (items, None)
         }
     }
+
+    /// The list answer for `items` (as [`Page::fetch`] asked for them) of `tenant`'s list.
+    pub fn list<T>(
+        &self,
+        tenant: String,
+        items: Vec<T>,
+        total: i64,
+        cursor: impl Fn(&T) -> String,
+    ) -> List<T> {
+        let (items, next) = self.split(items, cursor);
+        List {
+            tenant,
+            items,
+            total,
+            limit: self.limit,
+            offset: self.offset,
+            next,
+        }
+    }
 }
 
 fn bad_cursor() -> ApiError {

@@ -72,15 +72,13 @@ pub async fn list(
         .iter()
         .map(|row| Customer::from_row(row, ""))
         .collect::<Result<Vec<_>, _>>()?;
-    let (items, next) = page.split(items, |customer| customer.id.to_string());
-    Ok(Json(List {
-        tenant: state.tenant.get().to_string(),
+    let tenant = state.tenant.get().to_string();
+    Ok(Json(page.list(
+        tenant,
         items,
-        total: total.try_get(0)?,
-        limit: page.limit,
-        offset: page.offset,
-        next,
-    }))
+        total.try_get(0)?,
+        |customer| customer.id.to_string(),
+    )))
 }
 
 /// `%`, `_` and `\` in a search term are literal characters, not wildcards.

@@ -99,15 +99,10 @@ pub async fn table_page<T>(
         }
     };
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    let (items, next) = page.split(items, |item| id_of(item).to_string());
-    Ok(Json(List {
-        tenant: state.tenant.get().to_string(),
-        items,
-        total,
-        limit: page.limit,
-        offset: page.offset,
-        next,
-    }))
+    let tenant = state.tenant.get().to_string();
+    Ok(Json(page.list(tenant, items, total, |item| {
+        id_of(item).to_string()
+    })))
 }
 
 /// The rows of `table` among `ids` (`?ids=`), a page of them, counted with the same filter. Its
@@ -144,15 +139,10 @@ async fn ids_page<T>(
         client.query_one(&count, &count_params),
     )?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    let (items, next) = page.split(items, |item| id_of(item).to_string());
-    Ok(Json(List {
-        tenant: state.tenant.get().to_string(),
-        items,
-        total: total.try_get(0)?,
-        limit: page.limit,
-        offset: page.offset,
-        next,
-    }))
+    let tenant = state.tenant.get().to_string();
+    Ok(Json(page.list(tenant, items, total.try_get(0)?, |item| {
+        id_of(item).to_string()
+    })))
 }
 
 /// A count kept for a short while, so that pages anyone may ask for do not each count a whole

@@ -106,15 +106,10 @@ pub async fn list(
         .iter()
         .map(Order::from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let (items, next) = page.split(items, |order| time_id_cursor(order.created_at, order.id));
-    Ok(Json(List {
-        tenant: state.tenant.get().to_string(),
-        items,
-        total: total.try_get(0)?,
-        limit: page.limit,
-        offset: page.offset,
-        next,
-    }))
+    let tenant = state.tenant.get().to_string();
+    Ok(Json(page.list(tenant, items, total.try_get(0)?, |order| {
+        time_id_cursor(order.created_at, order.id)
+    })))
 }
 
 /// An order with its widget (`w_…`), customer (`c_…`) and transaction (`t_…`) in one row.
