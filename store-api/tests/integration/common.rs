@@ -466,6 +466,77 @@ impl Shop {
     }
 }
 
+/// store-api run as its own binary on a free loopback port, what it writes to stderr (its log)
+/// collected as it comes.
+pub struct RunningBinary {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: JoinHandle<()>,
+}
+
+impl RunningBinary {
+    /// Starts it with `env` only (and its loopback address) and waits until it accepts
+    /// connections.
+    pub async fn start(env: &[(&str, String)]) -> RunningBinary {
+        let port = closed_port();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_store-api"))
+            .env_clear()
+            .env("API_HOST", "127.0.0.1")
+            .env("API_PORT", port.to_string())
+            .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn store-api");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let sink = log.clone();
+        let reader = tokio::spawn(async move {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "store-api did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        RunningBinary {
+            child,
+            addr,
+            log,
+            reader,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
+    /// Its whole log, once it has exited.
+    pub async fn final_log(self) -> String {
+        self.reader.await.expect("the log reader");
+        let bytes = self.log.lock().unwrap().clone();
+        String::from_utf8(bytes).expect("the log is UTF-8")
+    }
+}
+
 /// A port nothing listens on (bound and released).
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -2,11 +2,9 @@
 //! what its logs contain.
 
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::AsyncReadExt;
 
 use crate::common::*;
 
@@ -160,41 +158,15 @@ async fn user_create_makes_the_first_admin() {
 async fn sigterm_drains_requests_in_flight_and_logs_carry_no_secrets() {
     let tenant = Tenant::create("drain").await;
     tenant.add_user("admin@example.com", "admin").await;
-    let port = closed_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .env_clear()
-        .env("DATABASE_DSN", tenant.dsn("admin", "disable"))
-        .env("TENANT_NAME", &tenant.name)
-        .env("API_HOST", "127.0.0.1")
-        .env("API_PORT", port.to_string())
-        .env("LOG_FORMAT", "json")
+    let mut api = RunningBinary::start(&[
+        ("DATABASE_DSN", tenant.dsn("admin", "disable")),
+        ("TENANT_NAME", tenant.name.clone()),
+        ("LOG_FORMAT", "json".to_owned()),
         // Above the Enterprise plan's 50 connections: it shrinks to the limit.
-        .env("DB_POOL_SIZE", "80")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn store-api");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = logs.clone();
-    let reader = tokio::spawn(async move {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buffer).await {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buffer[..n]);
-        }
-    });
-
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "store-api did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ("DB_POOL_SIZE", "80".to_owned()),
+    ])
+    .await;
+    let addr = api.addr;
     let metrics = call(addr, "GET", "/metrics", None, None).await;
     assert!(
         metrics
@@ -250,12 +222,12 @@ async fn sigterm_drains_requests_in_flight_and_logs_carry_no_secrets() {
         .await
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = child.id().unwrap().to_string();
+    let pid = api.pid().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        child.try_wait().unwrap().is_none(),
+        api.child.try_wait().unwrap().is_none(),
         "exited with a request in flight"
     );
     assert!(
@@ -266,14 +238,12 @@ async fn sigterm_drains_requests_in_flight_and_logs_carry_no_secrets() {
 
     let order = in_flight.await.unwrap();
     assert_eq!(order.status, 201, "{}", order.text);
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), api.child.wait())
         .await
         .expect("exits after draining")
         .unwrap();
     assert!(status.success(), "{status:?}");
-    reader.await.unwrap();
-
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let logs = api.final_log().await;
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{App, PASSWORD, Reply, Tenant, closed_port, raw, unique_dir};
+use crate::common::{App, PASSWORD, Reply, RunningBinary, Tenant, closed_port, raw, unique_dir};
 
 /// `host → {dsn, name}`, as `terraform output -json store_api_tenants` prints it.
 fn tenants_json(entries: &[(&str, &Tenant, &str)]) -> String {
@@ -686,9 +686,6 @@ async fn reloads_swap_the_map_without_dropping_requests_in_flight() {
 /// the file without a signal, SIGTERM ends it cleanly, and no DSN or password reaches the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reloads_on_sighup_and_logs_every_tenant() {
-    use std::sync::{Arc, Mutex};
-    use tokio::io::AsyncReadExt;
-
     let (a, b, c) = three().await;
     let dir = unique_dir("router-bin");
     let file = dir.join("tenants.json");
@@ -701,41 +698,16 @@ async fn the_binary_reloads_on_sighup_and_logs_every_tenant() {
         ]),
     )
     .unwrap();
-    let port = closed_port();
     let ops_port = closed_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_store-api"))
-        .env_clear()
-        .env("TENANTS_FILE", &file)
-        .env("API_HOST", "127.0.0.1")
-        .env("API_PORT", port.to_string())
-        .env("OPS_ADDR", format!("127.0.0.1:{ops_port}"))
-        .env("LOG_FORMAT", "json")
-        .env("DB_POOL_SIZE", "2")
-        .env("DB_MAX_CONNECTIONS", "8")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn store-api");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = logs.clone();
-    let reader = tokio::spawn(async move {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buffer).await {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buffer[..n]);
-        }
-    });
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "store-api did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut api = RunningBinary::start(&[
+        ("TENANTS_FILE", file.display().to_string()),
+        ("OPS_ADDR", format!("127.0.0.1:{ops_port}")),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("DB_POOL_SIZE", "2".to_owned()),
+        ("DB_MAX_CONNECTIONS", "8".to_owned()),
+    ])
+    .await;
+    let addr = api.addr;
     let get = |host: &'static str| async move {
         raw(addr, "GET", "/api/widgets", &[("Host", host)], b"").await
     };
@@ -755,13 +727,13 @@ async fn the_binary_reloads_on_sighup_and_logs_every_tenant() {
             .unwrap();
         assert!(sent.success());
     };
-    let pid = child.id().unwrap();
+    let pid = api.pid();
     let wait_for_log = |needle: &'static str| {
-        let logs = logs.clone();
+        let api = &api;
         async move {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+                let text = api.log();
                 if text.contains(needle) {
                     return text;
                 }
@@ -819,14 +791,12 @@ async fn the_binary_reloads_on_sighup_and_logs_every_tenant() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), api.child.wait())
         .await
         .expect("exits after SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");
-    reader.await.unwrap();
-
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let logs = api.final_log().await;
     let lines: Vec<Value> = logs
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
