@@ -14,9 +14,11 @@ use store_api::auth::{hash_password, new_token, token_hash};
 use store_api::model::{CUSTOMER_COLUMNS, WIDGET_COLUMNS};
 use store_api::routes::orders::place_for_customer;
 use store_api::routes::widgets::SELECT_ONE;
-use usualstore_tenancy::{
-    RoleNames, Server, ServicePlan, TenantSpec, create_tenant, quote_ident, quote_literal,
-};
+use usualstore_tenancy::Server;
+
+use bench_support::BenchTenant;
+
+mod bench_support;
 
 /// pgbench's side of the orders comparison: the naive statement sequence an order takes without
 /// any round-trip work, one statement per step (what store-api itself ran before it placed an
@@ -86,56 +88,27 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let widgets: i64 = args.next().map_or(Ok(1000), |v| v.parse())?;
     let customers: i64 = args.next().map_or(Ok(1000), |v| v.parse())?;
 
-    let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let host = env("PGHOST")?;
-    let port: u16 = env("PGPORT")?.parse()?;
-    let mut admin_config = tokio_postgres::Config::new();
-    admin_config
-        .host(&host)
-        .port(port)
-        .user(&env("PGUSER")?)
-        .password(env("PGPASSWORD")?)
-        .dbname("postgres");
+    let (admin_config, host, port) = bench_support::admin_config()?;
     let server = Server::without_tls(admin_config.clone());
+    let (maintenance, connection) = admin_config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
 
     let database = format!("bench_{}", std::process::id());
     let tenant_name = "Bench Shop";
-    create_tenant(
+    let BenchTenant {
+        login,
+        password: login_password,
+        client: tenant,
+    } = bench_support::create_bench_tenant(
         &server,
-        &TenantSpec {
-            database_name: database.clone(),
-            tenant_name: tenant_name.to_owned(),
-            plan: ServicePlan::Enterprise,
-        },
+        &admin_config,
+        &maintenance,
+        &database,
+        tenant_name,
+        widgets,
+        PRICE_CENTS,
     )
     .await?;
-
-    let login = format!("{database}_api");
-    let login_password = format!("pw{:016x}", rand::random::<u64>());
-    let roles = RoleNames::for_database(&database);
-    let (maintenance, connection) = admin_config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    maintenance
-        .batch_execute(&format!(
-            "CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}",
-            quote_ident(&login),
-            quote_literal(&login_password),
-            quote_ident(&roles.admin)
-        ))
-        .await?;
-
-    let mut tenant_config = admin_config.clone();
-    tenant_config.dbname(&database);
-    let (tenant, connection) = tenant_config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    tenant
-        .execute(
-            "INSERT INTO public.widgets (name, description, inventory_level, price_cents, image) \
-             SELECT 'Widget ' || n, 'A widget for benchmarks', 100000000, $1, 'widget.png' \
-             FROM generate_series(1, $2::bigint) n",
-            &[&PRICE_CENTS, &widgets],
-        )
-        .await?;
     tenant
         .execute(
             "INSERT INTO public.customers (first_name, last_name, email) \

@@ -13,9 +13,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
-use usualstore_tenancy::{
-    RoleNames, Server, ServicePlan, TenantSpec, create_tenant, quote_ident, quote_literal,
-};
+use usualstore_tenancy::Server;
+
+use bench_support::BenchTenant;
+
+mod bench_support;
 
 /// Tenants provisioned at once: CREATE DATABASE serialises on the server anyway.
 const AT_ONCE: usize = 4;
@@ -30,16 +32,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let tenants: usize = args.next().map_or(Ok(100), |v| v.parse())?;
     let widgets: i64 = args.next().map_or(Ok(1000), |v| v.parse())?;
 
-    let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let host = env("PGHOST")?;
-    let port: u16 = env("PGPORT")?.parse()?;
-    let mut admin_config = tokio_postgres::Config::new();
-    admin_config
-        .host(&host)
-        .port(port)
-        .user(&env("PGUSER")?)
-        .password(env("PGPASSWORD")?)
-        .dbname("postgres");
+    let (admin_config, host, port) = bench_support::admin_config()?;
     let server = Server::without_tls(admin_config.clone());
     let (maintenance, connection) = admin_config.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
@@ -51,48 +44,33 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let mut created = Vec::new();
         for &n in chunk {
             let database = format!("{prefix}_{n}");
-            let server = &server;
+            let (server, admin_config, maintenance) = (&server, &admin_config, &maintenance);
             created.push(async move {
-                create_tenant(
+                let tenant = bench_support::create_bench_tenant(
                     server,
-                    &TenantSpec {
-                        database_name: database.clone(),
-                        tenant_name: format!("Bench Shop {n}"),
-                        plan: ServicePlan::Enterprise,
-                    },
+                    admin_config,
+                    maintenance,
+                    &database,
+                    &format!("Bench Shop {n}"),
+                    widgets,
+                    1000,
                 )
-                .await
-                .map(|_| (n, database))
+                .await?;
+                tenant
+                    .client
+                    .batch_execute("VACUUM ANALYZE public.widgets")
+                    .await?;
+                Ok::<_, Box<dyn Error>>((n, database, tenant))
             });
         }
         for outcome in futures_util::future::join_all(created).await {
-            let (n, database) = outcome?;
-            let login = format!("{database}_api");
-            let password = format!("pw{:016x}", rand::random::<u64>());
-            let roles = RoleNames::for_database(&database);
-            maintenance
-                .batch_execute(&format!(
-                    "CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}",
-                    quote_ident(&login),
-                    quote_literal(&password),
-                    quote_ident(&roles.admin)
-                ))
-                .await?;
-            let mut tenant_config = admin_config.clone();
-            tenant_config.dbname(&database);
-            let (tenant, connection) = tenant_config.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(connection);
-            tenant
-                .execute(
-                    "INSERT INTO public.widgets (name, description, inventory_level, price_cents, image) \
-                     SELECT 'Widget ' || n, 'A widget for benchmarks', 100000000, 1000, 'widget.png' \
-                     FROM generate_series(1, $1::bigint) n",
-                    &[&widgets],
-                )
-                .await?;
-            tenant
-                .batch_execute("VACUUM ANALYZE public.widgets")
-                .await?;
+            let (
+                n,
+                database,
+                BenchTenant {
+                    login, password, ..
+                },
+            ) = outcome?;
             let name = format!("t{n}.bench.test");
             file.insert(
                 name.clone(),
