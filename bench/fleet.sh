@@ -29,18 +29,9 @@ TERRAFORM="${TERRAFORM:-terraform}"
 CUSTOMERS="${BENCH_FLEET_CUSTOMERS:-50}"
 read -r -a PARALLEL <<<"${BENCH_FLEET_PARALLEL:-1 4 8}"
 
-if [[ -z "${PG_BINDIR:-}" ]]; then
-    PG_BINDIR="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)"
-    [[ -n "$PG_BINDIR" ]] || PG_BINDIR="$(dirname "$(command -v psql)")"
-fi
-PSQL="$PG_BINDIR/psql"
-VERSION="$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' "$ROOT/Cargo.toml")"
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'bench-fleet: %s\n' "$*" >&2
-    exit 1
-}
+BENCH_NAME=bench-fleet
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$ROOT/bench/lib.sh"
 
 for file in "$PROVIDER_BIN" "$TESTPG" "$PSQL"; do
     [[ -x "$file" ]] || die "missing $file (make bench-fleet builds the provider and testpg)"
@@ -56,38 +47,12 @@ grep -q USUALSTORE_TEST_EXTRA_MIGRATIONS "$PROVIDER_BIN" ||
 # Only what the benchmark sets reaches Terraform and psql: no TF_LOG, TF_CLI_ARGS or PG* from the caller.
 while read -r name; do unset "$name"; done < <(compgen -e | grep -E '^(TF_|PG|FLEET_|USUALSTORE_)' || true)
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/usualstore-bench-fleet.XXXXXX")"
-LOGS="$WORK/logs"
-mkdir -p "$LOGS"
-testpg_pid=""
-cleanup() {
-    local status=$?
-    if [[ -n "$testpg_pid" ]]; then
-        kill -TERM "$testpg_pid" 2>/dev/null || true
-        wait "$testpg_pid" 2>/dev/null || true
-    fi
-    if [[ "${BENCH_KEEP:-}" == 1 || $status -ne 0 ]]; then
-        echo "bench-fleet: working directory kept: $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-pgq() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+bench_workdir usualstore-bench-fleet
 
 # Server sessions so far (backends report when they exit: the pause lets the last ones do so).
 sessions() {
     sleep 0.5
     pgq -c "select sum(sessions) from pg_stat_database"
-}
-CLK_TCK="$(getconf CLK_TCK)"
-POSTMASTER_PID=""
-server_cpu() {
-    local -a fields
-    read -r -a fields <"/proc/$POSTMASTER_PID/stat"
-    calc '%.2f' "$((fields[13] + fields[14] + fields[15] + fields[16])) / $CLK_TCK"
 }
 
 # measured NAME EXPECTED_STATUS CMD...: runs CMD (stdout in $LOGS/NAME.log, stderr in NAME.err); sets WALL, CPU, SERVER_CPU
@@ -116,21 +81,7 @@ measured() {
 # ---------------------------------------------------------------------------------------------------
 # PostgreSQL
 
-say "starting a throwaway PostgreSQL cluster"
-"$TESTPG" --ignore-stdin >"$WORK/pg.env" 2>"$LOGS/testpg.log" </dev/null &
-testpg_pid=$!
-for _ in $(seq 1 600); do
-    grep -q '^export PGSSLMODE=' "$WORK/pg.env" 2>/dev/null && break
-    kill -0 "$testpg_pid" 2>/dev/null || die "testpg exited early: $(cat "$LOGS/testpg.log")"
-    sleep 0.1
-done
-grep -q '^export PGSSLMODE=' "$WORK/pg.env" || die "testpg printed no PG* settings"
-# shellcheck disable=SC1091 # generated at run time
-. "$WORK/pg.env"
-checkpointer_pid="$(pgq -c "select pid from pg_stat_activity where backend_type = 'checkpointer'")"
-POSTMASTER_PID="$(awk '{ print $4 }' "/proc/$checkpointer_pid/stat")"
-# With hundreds of databases autovacuum workers would be noise in every figure.
-pgq -c 'alter system set autovacuum = off' -c 'select pg_reload_conf()' >/dev/null
+start_cluster
 server_version="$(pgq -c 'show server_version')"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 

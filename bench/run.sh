@@ -32,19 +32,10 @@ PARALLELISM="${BENCH_PARALLELISM:-10}"
 STARTUP_RUNS="${BENCH_STARTUP_RUNS:-20}"
 USERS_PER_TENANT=3
 
-if [[ -z "${PG_BINDIR:-}" ]]; then
-    PG_BINDIR="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)"
-    [[ -n "$PG_BINDIR" ]] || PG_BINDIR="$(dirname "$(command -v psql)")"
-fi
-PSQL="$PG_BINDIR/psql"
+BENCH_NAME=bench
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$BENCH/lib.sh"
 PGBENCH="$PG_BINDIR/pgbench"
-VERSION="$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' "$ROOT/Cargo.toml")"
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'bench: %s\n' "$*" >&2
-    exit 1
-}
 
 for file in "$PROVIDER_BIN" "$STARTUP_BIN" "$TESTPG" "$PSQL" "$PGBENCH"; do
     [[ -x "$file" ]] || die "missing $file (make bench builds the provider, the startup_time example and testpg)"
@@ -55,29 +46,11 @@ command -v "$TERRAFORM" >/dev/null || die "no terraform binary ($TERRAFORM)"
 # Only what the benchmark sets reaches Terraform and psql: no TF_LOG, TF_CLI_ARGS or PG* from the caller.
 while read -r name; do unset "$name"; done < <(compgen -e | grep -E '^(TF_|PG)' || true)
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/usualstore-bench.XXXXXX")"
-LOGS="$WORK/logs"
-mkdir -p "$LOGS"
-testpg_pid=""
-cleanup() {
-    local status=$?
-    if [[ -n "$testpg_pid" ]]; then
-        # SIGTERM makes testpg stop the cluster and delete its files.
-        kill -TERM "$testpg_pid" 2>/dev/null || true
-        wait "$testpg_pid" 2>/dev/null || true
-    fi
-    if [[ "${BENCH_KEEP:-}" == 1 || $status -ne 0 ]]; then
-        echo "bench: working directory kept: $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
+bench_workdir usualstore-bench
 
 # ---------------------------------------------------------------------------------------------------------------
 # arithmetic and statistics (awk: bash has no floating point)
 
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 f2() { calc '%.2f' "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
@@ -113,25 +86,11 @@ agg() {
 # ---------------------------------------------------------------------------------------------------------------
 # running and measuring commands
 
-pgq() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-
 # Server transactions (commits) and sessions so far. Backends report their counters when they exit; the pause
 # lets the last sessions of the measured command do so.
 counters() {
     sleep 0.5
     pgq -c "select sum(xact_commit + xact_rollback), sum(sessions) from pg_stat_database" | tr '|' ' '
-}
-
-# CPU seconds used so far by the postmaster's exited children: every backend session of a measured command has
-# ended when the figure is read, so the difference covers their work (not the long-lived checkpointer and WAL
-# writer).
-CLK_TCK="$(getconf CLK_TCK)"
-POSTMASTER_PID=""
-server_cpu() {
-    local -a fields
-    read -r -a fields <"/proc/$POSTMASTER_PID/stat"
-    # 1-based fields 14-17: utime stime cutime cstime.
-    calc '%.2f' "$((fields[13] + fields[14] + fields[15] + fields[16])) / $CLK_TCK"
 }
 
 # timed NAME CMD...: runs CMD with its output in $LOGS/NAME.log. Sets WALL and CPU (seconds; CPU of CMD and every
@@ -223,26 +182,8 @@ measured_tf() {
 # ---------------------------------------------------------------------------------------------------------------
 # PostgreSQL
 
-say "starting a throwaway PostgreSQL cluster"
-"$TESTPG" --ignore-stdin >"$WORK/pg.env" 2>"$LOGS/testpg.log" </dev/null &
-testpg_pid=$!
-for _ in $(seq 1 600); do
-    grep -q '^export PGSSLMODE=' "$WORK/pg.env" 2>/dev/null && break
-    kill -0 "$testpg_pid" 2>/dev/null || die "testpg exited early: $(cat "$LOGS/testpg.log")"
-    sleep 0.1
-done
-grep -q '^export PGSSLMODE=' "$WORK/pg.env" || die "testpg printed no PG* settings"
-# shellcheck disable=SC1091 # generated at run time
-. "$WORK/pg.env"
+start_cluster
 MAINTENANCE_DB="${PGDATABASE:-postgres}"
-# The checkpointer lives as long as the server; its parent is the postmaster.
-checkpointer_pid="$(pgq -c "select pid from pg_stat_activity where backend_type = 'checkpointer'")"
-POSTMASTER_PID="$(awk '{ print $4 }' "/proc/$checkpointer_pid/stat")"
-[[ -r "/proc/$POSTMASTER_PID/stat" ]] || die "cannot read the postmaster's CPU time"
-# With hundreds of databases the autovacuum launcher starts a worker every fraction of a second; on a small
-# machine that is noise in every figure below, unrelated to the work measured.
-pgq -c 'alter system set autovacuum = off' -c 'select pg_reload_conf()' >/dev/null
-
 server_version="$(pgq -c 'show server_version')"
 machine_cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 machine_mem="$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"

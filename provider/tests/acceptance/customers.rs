@@ -694,6 +694,8 @@ fn customer_scripts_and_committed_examples() {
         example.join("fleet.sh"),
         example.join("lib/customer.sh"),
         repo.join("bench/fleet.sh"),
+        repo.join("bench/lib.sh"),
+        repo.join("bench/run.sh"),
         repo.join("scripts/ensure-customer-tools.sh"),
     ];
     for (customer, _) in EXAMPLE_CUSTOMERS {
