@@ -485,21 +485,14 @@ fn mixed_up_customer_files_are_refused(operator: &Operator) {
 
 /// Both customers' databases and users exist, and their states agree with the server.
 fn both_customers_are_intact(operator: &Operator, cluster: &Cluster) {
-    let admin = cluster.config("postgres");
-    let counts: i64 = crate::support::pg::block_on(async move {
-        let (client, connection) = admin.connect(tokio_postgres::NoTls).await.expect("connect");
-        tokio::spawn(connection);
-        client
-            .query_one(
-                "SELECT (SELECT count(*) FROM pg_database WHERE datname IN ('acme_tools', 'corner_bakery'))
-                      + (SELECT count(*) FROM pg_roles WHERE rolname IN
-                         ('acme_boss', 'acme_api', 'acme_dev', 'acme_ro', 'corner_bakery_api', 'corner_ro'))",
-                &[],
-            )
-            .await
-            .expect("count")
-            .get(0)
-    });
+    let counts: i64 = crate::support::pg::Db::with_config(cluster.config("postgres"))
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_database WHERE datname IN ('acme_tools', 'corner_bakery'))
+                  + (SELECT count(*) FROM pg_roles WHERE rolname IN
+                     ('acme_boss', 'acme_api', 'acme_dev', 'acme_ro', 'corner_bakery_api', 'corner_ro'))",
+            &[],
+        )
+        .get(0);
     assert_eq!(
         counts, 8,
         "a database or user of the two customers is missing"

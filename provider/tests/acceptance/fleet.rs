@@ -23,7 +23,7 @@ use usualstore_testpg::Cluster;
 use crate::customers_support::{Operator, dsn_password, read};
 use crate::support::Output;
 use crate::support::Terraform;
-use crate::support::pg::block_on;
+use crate::support::pg::Db;
 use crate::support::process::{default_timeout, run_with_timeout};
 use crate::support::terraform::loud_note;
 
@@ -185,43 +185,22 @@ impl Fleet {
     }
 
     fn database_exists(&self, name: &str) -> bool {
-        let config = self.cluster.config("postgres");
-        let name = name.to_owned();
-        block_on(async move {
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-            tokio::spawn(connection);
-            client
-                .query_one(
-                    "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1",
-                    &[&name],
-                )
-                .await
-                .expect("pg_database")
-                .get::<_, i64>(0)
-                == 1
-        })
+        Db::with_config(self.cluster.config("postgres"))
+            .query_one(
+                "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .get::<_, i64>(0)
+            == 1
     }
 
     fn schema_version(&self, database: &str) -> i32 {
-        let config = self.cluster.config(database);
-        block_on(async move {
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-            tokio::spawn(connection);
-            client
-                .query_one(
-                    "SELECT max(version) FROM public.usualstore_schema_migrations",
-                    &[],
-                )
-                .await
-                .expect("the migrations table")
-                .get(0)
-        })
+        Db::with_config(self.cluster.config(database))
+            .query_one(
+                "SELECT max(version) FROM public.usualstore_schema_migrations",
+                &[],
+            )
+            .get(0)
     }
 
     // --- the steps --------------------------------------------------------------------------
@@ -364,18 +343,8 @@ impl Fleet {
 
     /// A change made on the server behind Terraform's back shows as drift, and apply puts it back.
     fn drift_is_reported_and_repaired(&mut self) {
-        let config = self.cluster.config("postgres");
-        block_on(async move {
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-            tokio::spawn(connection);
-            client
-                .batch_execute("ALTER DATABASE corner_shop CONNECTION LIMIT 7")
-                .await
-                .expect("alter the connection limit");
-        });
+        Db::with_config(self.cluster.config("postgres"))
+            .batch("ALTER DATABASE corner_shop CONNECTION LIMIT 7");
         let plan = self.fleet(&["plan"]);
         assert_eq!(plan.output.code, Some(2), "{}", plan.output);
         assert_eq!(
@@ -484,26 +453,16 @@ impl Fleet {
         let child = command.spawn().expect("start fleet.sh");
         let group = child.id();
         // Wait until the canary's migration is running on the server.
-        let config = self.cluster.config("postgres");
+        let server = Db::with_config(self.cluster.config("postgres"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let config = config.clone();
-            let sleeping: i64 = block_on(async move {
-                let (client, connection) = config
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .expect("connect");
-                tokio::spawn(connection);
-                client
-                    .query_one(
-                        "SELECT count(*) FROM pg_catalog.pg_stat_activity \
-                         WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_catalog.pg_backend_pid()",
-                        &[],
-                    )
-                    .await
-                    .expect("pg_stat_activity")
-                    .get(0)
-            });
+            let sleeping: i64 = server
+                .query_one(
+                    "SELECT count(*) FROM pg_catalog.pg_stat_activity \
+                     WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_catalog.pg_backend_pid()",
+                    &[],
+                )
+                .get(0);
             if sleeping > 0 {
                 break;
             }

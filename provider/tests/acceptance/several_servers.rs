@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::str::FromStr;
 
-use crate::support::pg::{self, block_on};
+use crate::support::pg::{self, Db, block_on};
 use crate::support::terraform::repo_root;
 use crate::support::{Terraform, Workdir, hcl};
 use usualstore_testpg::Cluster;
@@ -42,18 +42,9 @@ fn database_exists(cluster: &Cluster, database: &str) -> bool {
 
 fn count_widgets(dsn: &str) -> i64 {
     let config = tokio_postgres::Config::from_str(dsn).expect("DSN parses");
-    block_on(async {
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .expect("DSN connects");
-        tokio::spawn(connection);
-        client
-            .query_one("SELECT count(*) FROM public.widgets", &[])
-            .await
-            .expect("count")
-            .get(0)
-    })
+    Db::with_config(config)
+        .query_one("SELECT count(*) FROM public.widgets", &[])
+        .get(0)
 }
 
 fn dsns(workdir: &Workdir) -> BTreeMap<String, String> {

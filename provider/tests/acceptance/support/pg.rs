@@ -70,6 +70,18 @@ impl Db {
         }
     }
 
+    /// A session as `config` says (a cluster of the test's own, a DSN), plain TCP.
+    pub fn with_config(config: tokio_postgres::Config) -> Db {
+        let name = config.get_dbname().unwrap_or_default().to_owned();
+        let client = block_on(async move {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            Ok::<_, tokio_postgres::Error>(client)
+        })
+        .unwrap_or_else(|error| panic!("connect to database {name:?}: {error}"));
+        Db { name, client }
+    }
+
     /// The maintenance database, for cluster-wide catalogs.
     pub fn postgres() -> Db {
         Db::connect("postgres")
