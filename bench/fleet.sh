@@ -86,27 +86,9 @@ server_version="$(pgq -c 'show server_version')"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------------------------------------------
-# Terraform: a filesystem mirror holding a copy of the provider, a private HOME and CLI configuration.
+# Terraform: the benchmark's provider mirror, HOME and CLI configuration.
 
-PLATFORM="linux_amd64"
-case "$(uname -m)" in
-aarch64 | arm64) PLATFORM="linux_arm64" ;;
-esac
-MIRROR="$WORK/plugins"
-mirror_dir="$MIRROR/registry.terraform.io/usualstore/usualstore/$VERSION/$PLATFORM"
-mkdir -p "$mirror_dir" "$WORK/home"
-cp "$PROVIDER_BIN" "$mirror_dir/terraform-provider-usualstore_v$VERSION"
-cat >"$WORK/terraformrc" <<EOF
-provider_installation {
-  filesystem_mirror {
-    path    = "$MIRROR"
-    include = ["registry.terraform.io/usualstore/*"]
-  }
-  direct {
-    exclude = ["registry.terraform.io/usualstore/*"]
-  }
-}
-EOF
+provider_mirror
 export HOME="$WORK/home" TF_CLI_CONFIG_FILE="$WORK/terraformrc" TF_IN_AUTOMATION=1 TF_INPUT=0 \
     CHECKPOINT_DISABLE=1 TERRAFORM USUALSTORE_PROVIDER="$PROVIDER_BIN"
 tf_version="$("$TERRAFORM" version | sed -n '1s/^Terraform v//p')"

@@ -77,3 +77,29 @@ start_cluster() {
     [[ -r "/proc/$POSTMASTER_PID/stat" ]] || die "cannot read the postmaster's CPU time"
     pgq -c 'alter system set autovacuum = off' -c 'select pg_reload_conf()' >/dev/null
 }
+
+# provider_mirror: an unpacked filesystem mirror in WORK holding a copy of PROVIDER_BIN (MIRROR_BIN: an inode of its
+# own, so the provider processes started from it can be told from those of other Terraform runs), a private HOME and
+# a CLI configuration ($WORK/terraformrc) that installs the provider from the mirror only; nothing of the user's
+# ~/.terraform.d or ~/.terraformrc is read.
+provider_mirror() {
+    local platform="linux_amd64" mirror="$WORK/plugins" mirror_dir
+    case "$(uname -m)" in
+        aarch64 | arm64) platform="linux_arm64" ;;
+    esac
+    mirror_dir="$mirror/registry.terraform.io/usualstore/usualstore/$VERSION/$platform"
+    mkdir -p "$mirror_dir" "$WORK/home"
+    MIRROR_BIN="$mirror_dir/terraform-provider-usualstore_v$VERSION"
+    cp "$PROVIDER_BIN" "$MIRROR_BIN"
+    cat >"$WORK/terraformrc" <<EOF
+provider_installation {
+  filesystem_mirror {
+    path    = "$mirror"
+    include = ["registry.terraform.io/usualstore/*"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/usualstore/*"]
+  }
+}
+EOF
+}

@@ -198,29 +198,9 @@ SESSION_MS="$(calc '%.1f' "$WALL * 1000 / $SESSIONS_PROBE")"
 SESSION_SERVER_MS="$(calc '%.1f' "$SERVER_CPU * 1000 / $SESSIONS_PROBE")"
 
 # ---------------------------------------------------------------------------------------------------------------
-# Terraform working directories: an unpacked filesystem mirror holding a copy of the provider, a private HOME
-# and CLI configuration; nothing of the user's ~/.terraform.d or ~/.terraformrc is read.
+# Terraform working directories, in the benchmark's provider mirror
 
-PLATFORM="linux_amd64"
-case "$(uname -m)" in
-    aarch64 | arm64) PLATFORM="linux_arm64" ;;
-esac
-MIRROR="$WORK/plugins"
-mirror_dir="$MIRROR/registry.terraform.io/usualstore/usualstore/$VERSION/$PLATFORM"
-mkdir -p "$mirror_dir" "$WORK/home"
-MIRROR_BIN="$mirror_dir/terraform-provider-usualstore_v$VERSION"
-cp "$PROVIDER_BIN" "$MIRROR_BIN"
-cat >"$WORK/terraformrc" <<EOF
-provider_installation {
-  filesystem_mirror {
-    path    = "$MIRROR"
-    include = ["registry.terraform.io/usualstore/*"]
-  }
-  direct {
-    exclude = ["registry.terraform.io/usualstore/*"]
-  }
-}
-EOF
+provider_mirror
 
 # tf DIR ARGS...: Terraform in DIR with the benchmark's environment (and the cluster's PG*), plus TF_ENV.
 TF_ENV=()
