@@ -399,6 +399,24 @@ rolled_out="$(tf "$TF" show -json | grep -o "\"schema_version\":${next_version}[
 [[ "$rolled_out" == "$LARGE" ]] || die "only $rolled_out of $LARGE tenants reached schema version $next_version"
 changed="$(grep -o '[0-9]* changed' "$LOGS/rollout.log" | tail -n 1 || true)"
 
+# Terraform alone: the local backend writes the whole state file after every resource it changes, so an apply
+# that changes one resource per tenant costs Terraform time in proportion to the state's size. The same number of
+# built-in terraform_data resources, changed at once in this state without refreshing, is that floor.
+floor_report="  Terraform alone: not measured (terraform_data needs Terraform 1.4 or later)"
+if [[ "$(printf '%s\n' 1.4.0 "$tf_version" | sort -V | head -n 1)" == 1.4.0 ]]; then
+    say "Terraform's floor: $LARGE terraform_data resources changed in the same state"
+    cp "$BENCH/terraform/floor.tf" "$TF/floor.tf"
+    tf "$TF" apply -input=false -no-color -auto-approve -refresh=false -parallelism="$PARALLELISM" \
+        -var tenants="$LARGE" -var floor_marker=1 >"$LOGS/floor-create.log" 2>&1 || die "creating the floor's resources failed: see $LOGS/floor-create.log"
+    measured floor tf "$TF" apply -input=false -no-color -auto-approve -refresh=false -parallelism="$PARALLELISM" \
+        -var tenants="$LARGE" -var floor_marker=2
+    floor_wall=$WALL floor_cpu=$CPU
+    floor_changed="$(grep -o '[0-9]* changed' "$LOGS/floor.log" | tail -n 1 || true)"
+    floor_report="  Terraform alone, $LARGE terraform_data changed in the same state (-refresh=false, ${floor_changed:-? changed}): $(f2 "$floor_wall") s ($(calc '%.0f' "$floor_wall * 1000 / $LARGE") ms
+    per resource), Terraform CPU $floor_cpu s: the local backend rewrites the whole state after each change; the rollout
+    less its refreshing plan ($(f2 "$refresh_wall") s) is $(calc '%.0f' "($rollout_wall - $refresh_wall) * 1000 / $LARGE") ms per tenant"
+fi
+
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -470,6 +488,7 @@ Refresh: no-op plan over $LARGE tenants + $USERS_LARGE users ($RESOURCES resourc
 Schema rollout: migration $next_version to $LARGE tenants (terraform apply, its refresh included)
   $(f2 "$rollout_wall") s ($(calc '%.0f' "$rollout_wall * 1000 / $LARGE") ms per tenant), ${changed:-? changed}; server CPU $rollout_server_cpu s, terraform + provider CPU $rollout_cpu s,
   $rollout_sessions sessions, provider peak RSS $(mib "$rollout_rss") MiB; all $LARGE tenants at schema version $next_version, next plan empty
+$floor_report
 EOF
 }
 
