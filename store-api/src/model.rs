@@ -40,6 +40,8 @@ pub fn rfc3339(time: SystemTime) -> String {
 }
 
 /// [`rfc3339`] into a stack buffer (every response carries two timestamps per row).
+/// Hand-written rather than humantime's `format_rfc3339_micros` (already a dependency of the
+/// provider): that one panics on times before 1970, which any row written with psql can hold.
 fn write_rfc3339(time: SystemTime, buffer: &mut [u8; RFC3339_MAX]) -> &str {
     let (secs, micros) = match time.duration_since(UNIX_EPOCH) {
         Ok(since) => (since.as_secs() as i64, since.subsec_micros()),
