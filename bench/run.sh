@@ -377,6 +377,9 @@ tenant_read_xacts="$(per "$(calc '%.1f' "$XACTS - $norefresh_xacts")" "$LARGE")"
 tenant_read_sessions="$(per "$(calc '%.1f' "$SESSIONS - $norefresh_sessions")" "$LARGE")"
 user_read_xacts="$(per "$(calc '%.1f' "$refresh_xacts - $XACTS")" "$USERS_LARGE")"
 user_read_sessions="$(per "$(calc '%.1f' "$refresh_sessions - $SESSIONS")" "$USERS_LARGE")"
+# Server CPU per read: what a session alone costs (SESSION_SERVER_MS) is most of a tenant's; the rest is its catalog.
+tenant_read_server_ms="$(calc '%.1f' "$SERVER_CPU * 1000 / $LARGE")"
+user_read_server_ms="$(calc '%.2f' "($(agg mean refresh SERVER_CPU) - $SERVER_CPU) * 1000 / $USERS_LARGE")"
 
 # ---------------------------------------------------------------------------------------------------------------
 # 4. schema rollout
@@ -480,7 +483,8 @@ Refresh: no-op plan over $LARGE tenants + $USERS_LARGE users ($RESOURCES resourc
   terraform plan                 $(f2 "$refresh_wall") s   (runs $(agg list refresh WALL) s)
   terraform plan -refresh=false  $(f2 "$norefresh_wall") s   (runs $(agg list norefresh WALL) s)
   ratio: $(ratio "$refresh_wall" "$norefresh_wall");  refreshing costs $(calc '%.1f' "($refresh_wall - $norefresh_wall) * 1000 / $RESOURCES") ms of wall time per resource
-  per tenant read: $tenant_read_sessions sessions, $tenant_read_xacts server xacts;  per user read: $user_read_sessions sessions, $user_read_xacts server xacts
+  per tenant read: $tenant_read_sessions sessions, $tenant_read_xacts server xacts, $tenant_read_server_ms ms of server CPU (a session alone: $SESSION_SERVER_MS ms);
+    per user read: $user_read_sessions sessions, $user_read_xacts server xacts, $user_read_server_ms ms of server CPU
   refreshing plan: server CPU $(agg mean refresh SERVER_CPU) s, terraform + provider CPU $(agg mean refresh CPU) s of which provider ≈ $(agg mean refresh PROVIDER_CPU) s
   plan -refresh=false: terraform + provider CPU $(agg mean norefresh CPU) s; provider peak RSS $(mib "$(agg maximum refresh RSS_KB)") MiB
   (growing from $SMALL to $LARGE tenants took $(f2 "$grow_wall") s, provider peak RSS $(mib "$grow_rss") MiB)
