@@ -11,6 +11,7 @@ use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, USER_COLUMNS, User, email, required_text};
 use crate::routes::Json;
 use crate::routes::{Table, Total, created, table_page};
+use crate::token_listener::{self, CHANNEL, Ended};
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -195,6 +196,8 @@ pub async fn update(
             .await?;
         transaction.execute(&expire, &[&id]).await?;
     }
+    // Other instances forget the user's tokens when this commits, as this one does below.
+    token_listener::announce(&transaction, Ended::User(id)).await?;
     transaction.commit().await?;
     // Tokens remembered for this user carry the old role (or a password now changed).
     state.tokens.forget_user(id);
@@ -211,10 +214,20 @@ pub async fn delete(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<St
         ));
     }
     let client = state.pool.get().await?;
+    // Its tokens go with it (ON DELETE CASCADE); other instances hear of it when this commits,
+    // and only if a user was deleted (one row per deleted user, none otherwise).
     let statement = client
-        .prepare_cached("DELETE FROM public.users WHERE id = $1")
+        .prepare_cached(
+            "WITH gone AS (DELETE FROM public.users WHERE id = $1 RETURNING id) \
+             SELECT pg_catalog.pg_notify($2, $3) FROM gone",
+        )
         .await?;
-    if client.execute(&statement, &[&id]).await? == 0 {
+    let payload = Ended::User(id).payload();
+    if client
+        .execute(&statement, &[&id, &CHANNEL, &payload])
+        .await?
+        == 0
+    {
         return Err(ApiError::not_found("user", id));
     }
     state.tokens.forget_user(id);
