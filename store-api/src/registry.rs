@@ -378,7 +378,7 @@ impl Evict for Registry {
                 // Last, a token listener alone: its tenant falls back to the cache's second
                 // until its next token look-up opens one again.
                 None => match others()
-                    .filter(|s| s.listener.is_running())
+                    .filter(|s| s.listener.is_listening())
                     .min_by_key(used)
                 {
                     Some(state) => (state, state.listener.stop(), "token listener"),

@@ -41,6 +41,9 @@ use crate::tenant::TenantName;
 /// The channel every instance of a tenant listens on (NOTIFY is scoped to the database).
 pub const CHANNEL: &str = "usualstore_tokens";
 
+/// LISTEN takes an identifier, not a parameter: the constant channel, never anything built.
+const LISTEN: &str = "LISTEN usualstore_tokens";
+
 /// Sends a notification: $1 the channel, $2 the payload. Always parameters: a payload is data.
 pub const NOTIFY: &str = "SELECT pg_catalog.pg_notify($1, $2)";
 
@@ -132,6 +135,29 @@ pub async fn announce(
         .execute(&statement, &[&CHANNEL, &ended.payload()])
         .await?;
     Ok(())
+}
+
+/// Whether `error` is PostgreSQL refusing a notification at commit because its notification
+/// queue is full. The queue is the whole server's: a session of any tenant that listens and
+/// never reads (idle in a transaction) while gigabytes are notified fills it, and then every
+/// transaction that notifies fails. A logout or a user's change must not fail with it, so the
+/// caller does it again without the notification; other instances then end the token within
+/// the cache's second, as they did before notifications.
+pub fn queue_full(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::PROGRAM_LIMIT_EXCEEDED)
+}
+
+/// Says (at most once a minute) that an end went out without its notification.
+pub fn warn_unannounced() {
+    static WARNED: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut warned = lock(&WARNED);
+    if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+        *warned = Some(Instant::now());
+        tracing::warn!(
+            "PostgreSQL's notification queue is full (a session listens without reading); \
+             tokens ended now end on other instances within TOKEN_CACHE_MS, not at once"
+        );
+    }
 }
 
 /// One tenant's listener: at most one task, started on demand, stopped with the tenant's
@@ -404,13 +430,7 @@ async fn listen(shared: &Shared) -> Result<Duration, ListenError> {
         .connector
         .connect_listening(&shared.pg, QUEUE)
         .await?;
-    // The channel is a constant identifier; LISTEN takes no parameters.
-    match tokio::time::timeout(
-        PING_TIMEOUT,
-        client.batch_execute("LISTEN usualstore_tokens"),
-    )
-    .await
-    {
+    match tokio::time::timeout(PING_TIMEOUT, client.batch_execute(LISTEN)).await {
         Ok(result) => result?,
         Err(_) => return Err(ListenError::Timeout),
     }
@@ -445,6 +465,9 @@ fn apply(shared: &Shared, first: tokio_postgres::Notification, queue: &mut Notif
     let mut tokens = Vec::new();
     let mut users = Vec::new();
     let mut ignored = 0u64;
+    // The first ignored one's sender and size, for the log: never the payload itself, since any
+    // login may write anything there.
+    let mut sample = None;
     let mut next = Some(first);
     let mut taken = 0;
     while let Some(notification) = next {
@@ -457,12 +480,7 @@ fn apply(shared: &Shared, first: tokio_postgres::Notification, queue: &mut Notif
             Some(Ended::User(id)) => users.push(id),
             None => {
                 ignored += 1;
-                // Never the payload itself: any login may write anything there.
-                tracing::debug!(
-                    bytes = notification.payload().len(),
-                    sender_pid = notification.process_id(),
-                    "ignored a notification that names no token or user"
-                );
+                sample.get_or_insert((notification.process_id(), notification.payload().len()));
             }
         }
         next = if taken < BATCH {
@@ -470,6 +488,15 @@ fn apply(shared: &Shared, first: tokio_postgres::Notification, queue: &mut Notif
         } else {
             None
         };
+    }
+    if let Some((sender_pid, bytes)) = sample {
+        // One line per batch, so a flood of garbage is not a flood of log lines.
+        tracing::debug!(
+            ignored,
+            sender_pid,
+            bytes,
+            "ignored notifications that name no token or user"
+        );
     }
     let forgotten = if queue.take_missed() {
         // Some were dropped unread: which tokens they named is unknown.
@@ -541,5 +568,6 @@ mod tests {
         assert_eq!(Ended::parse(&not_hex), None);
         // Multi-byte characters where hex digits should be never panic.
         assert_eq!(Ended::parse(&format!("token:{}", "é".repeat(32))), None);
+        assert_eq!(LISTEN, format!("LISTEN {CHANNEL}"));
     }
 }
