@@ -27,6 +27,7 @@ use crate::routes::{
 };
 use crate::tenant::TenantName;
 use crate::throttle::Throttle;
+use crate::token_listener::{ListenerSpec, TokenListener};
 
 /// Largest request body accepted (413 above it). The biggest legitimate body, an order with
 /// its customer and payment, is well under 2 KiB.
@@ -67,7 +68,9 @@ pub struct Shared {
     /// Process-wide: Argon2's memory is the process's, whichever tenant asks.
     pub hasher: Hasher,
     pub throttle: Throttle,
-    pub tokens: TokenCache,
+    pub tokens: Arc<TokenCache>,
+    /// Hears tokens ended by other instances and forgets them from `tokens`.
+    pub listener: TokenListener,
     pub trusted_proxies: Arc<[IpNet]>,
     /// The catalogue's `total`, counted at most once a second.
     pub catalogue_total: CachedCount,
@@ -83,11 +86,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Closes the tenant's idle connections (those in use close when given back). Its caches
-    /// and sign-in counters stay: closing connections must never reset a throttle.
+    /// Closes the tenant's idle connections (those in use close when given back) and its token
+    /// listener. Its sign-in counters stay: closing connections must never reset a throttle.
     pub fn close_idle(&self) -> usize {
         self.shared.release();
-        self.close_idle_pooled()
+        self.listener.stop() + self.close_idle_pooled()
     }
 
     /// Closes the connections waiting in the pool, keeping the shared ones.
@@ -101,6 +104,7 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         self.shared.release();
+        self.listener.stop();
         self.pool.close();
         tracing::debug!(tenant = %self.tenant.get(), "tenant's connections closed");
     }
@@ -128,17 +132,28 @@ impl AppState {
             process.budget.clone(),
             key.clone(),
         )?;
+        let tenant = Arc::new(spec.name);
+        let tokens = Arc::new(TokenCache::new(config.token_cache));
+        let listener = TokenListener::new(ListenerSpec {
+            cache: tokens.clone(),
+            pg: db::session_config(spec.database, config.request_timeout),
+            connector: spec.database.connector.clone(),
+            budget: process.budget.clone(),
+            key: key.clone(),
+            tenant: tenant.clone(),
+        });
         Ok(AppState(Arc::new(Shared {
             shared: Arc::new(SharedClients::new(pool.clone(), config.shared_connections)),
             pool,
-            tenant: Arc::new(spec.name),
+            tenant,
             key,
             metrics: Metrics::default(),
             token_ttl: config.token_ttl,
             request_timeout: config.request_timeout,
             hasher: process.hasher.clone(),
             throttle: Throttle::new(config.sign_in),
-            tokens: TokenCache::new(config.token_cache),
+            tokens,
+            listener,
             trusted_proxies: process.trusted_proxies.clone(),
             catalogue_total: CachedCount::new(Duration::from_secs(1)),
             separate_ops: config.ops_addr.is_some(),

@@ -319,6 +319,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
             role,
             Duration::from_secs_f64(remaining.min(1e9)),
         );
+        // Off the cached path: only a look-up (a round trip anyway) checks that someone listens
+        // for tokens ended elsewhere.
+        state.listener.wanted();
         Ok(AuthUser {
             id,
             role,
@@ -334,7 +337,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
 ///   password change on another instance takes effect here within that second.
 /// - On this instance a logout, a password, role or e-mail change and a user's deletion remove
 ///   the entries concerned at once, and an answer that was on its way while one of them happened
-///   is not stored (it may predate the change).
+///   is not stored (it may predate the change). The same changes made by other instances arrive
+///   as notifications ([`crate::token_listener`]) and remove entries the same way; the second
+///   stays the backstop for whatever no notification announces.
 /// - Only confirmed tokens are stored (a wrong token always asks the database), at most
 ///   [`MAX_CACHED_TOKENS`] of them.
 pub struct TokenCache {
@@ -450,6 +455,47 @@ impl TokenCache {
         state.generation += 1;
         state.entries.retain(|_, entry| entry.user_id != user_id);
     }
+
+    /// What another instance ended (see [`crate::token_listener`]): these tokens and every token
+    /// of these users, under one lock and in one pass over the entries however many users are
+    /// named, so a flood of notifications costs one pass per batch. Returns how many entries went.
+    pub fn forget_ended(&self, tokens: &[TokenHash], users: &[i64]) -> usize {
+        let mut state = self.lock();
+        state.generation += 1;
+        let before = state.entries.len();
+        for hash in tokens {
+            state.entries.remove(hash);
+        }
+        if !users.is_empty() {
+            let users: std::collections::HashSet<i64> = users.iter().copied().collect();
+            state
+                .entries
+                .retain(|_, entry| !users.contains(&entry.user_id));
+        }
+        before - state.entries.len()
+    }
+
+    /// Everything: an end may have been missed (no listener heard it), so every token is asked
+    /// about again, and no answer on its way meanwhile is kept.
+    pub fn forget_all(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.entries.clear();
+    }
+
+    /// Entries held (some may have lived out their time and not been removed yet).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether tokens are remembered at all (`TOKEN_CACHE_MS` above 0).
+    pub fn is_enabled(&self) -> bool {
+        !self.lifetime.is_zero()
+    }
 }
 
 /// Token hashes are SHA-256 digests, already uniformly distributed: their first eight bytes are
@@ -521,6 +567,20 @@ mod tests {
         assert_eq!(cache.get(&a), None);
         cache.forget_user(2);
         assert_eq!(cache.get(&b), None);
+        // Ended elsewhere: named tokens and users go in one pass; nothing asked before is kept.
+        let (c, d, e) = (token_hash("c"), token_hash("d"), token_hash("e"));
+        let asked = cache.before_lookup();
+        cache.remember(asked, c, 3, Role::Admin, Duration::from_secs(60));
+        cache.remember(asked, d, 4, Role::Admin, Duration::from_secs(60));
+        cache.remember(asked, e, 5, Role::Admin, Duration::from_secs(60));
+        let late = cache.before_lookup();
+        assert_eq!(cache.forget_ended(&[c, token_hash("unknown")], &[4, 99]), 2);
+        assert_eq!((cache.get(&c), cache.get(&d)), (None, None));
+        assert_eq!(cache.get(&e), Some((5, Role::Admin)));
+        cache.remember(late, c, 3, Role::Admin, Duration::from_secs(60));
+        assert_eq!(cache.get(&c), None);
+        cache.forget_all();
+        assert!(cache.is_empty());
         // Never past the token's own expiry.
         cache.remember(
             cache.before_lookup(),

@@ -243,11 +243,11 @@ pub struct Config {
 
 impl Config {
     /// Database connections the process may hold at once: `DB_MAX_CONNECTIONS` in router mode,
-    /// the pool's size for a single tenant.
+    /// the pool's size for a single tenant, plus its token listener when tokens are remembered.
     pub fn db_max_connections(&self) -> usize {
         match &self.tenants {
             Some(_) => self.db_max_connections,
-            None => self.pool_size,
+            None => self.pool_size + usize::from(!self.token_cache.is_zero()),
         }
     }
 
@@ -905,9 +905,15 @@ mod tests {
         );
         let missing = error(&[(TENANTS_FILE, "/nonexistent/tenants.json"), ops]);
         assert!(missing.contains("cannot read"), "{missing}");
-        // A single tenant's pool is its own budget.
+        // A single tenant's pool is its own budget, with its token listener.
         assert_eq!(
             config(&[(DATABASE_DSN, KV)]).unwrap().db_max_connections(),
+            17
+        );
+        assert_eq!(
+            config(&[(DATABASE_DSN, KV), (TOKEN_CACHE_MS, "0")])
+                .unwrap()
+                .db_max_connections(),
             16
         );
         std::fs::remove_dir_all(&dir).unwrap();

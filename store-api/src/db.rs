@@ -45,8 +45,7 @@ pub fn build_pool(
         // trip; a connection that dies while idle fails one statement, which maps to 503.
         recycling_method: RecyclingMethod::Fast,
     };
-    let mut pg = database.pg.clone();
-    pg.options(session_options(pg.get_options(), request_timeout));
+    let pg = session_config(database, request_timeout);
     let connect = PoolConnect {
         connector: database.connector.clone(),
         budget,
@@ -170,6 +169,17 @@ impl Deref for Conn {
             Conn::Own(client) => client,
         }
     }
+}
+
+/// The DSN's configuration with the start-up options of every session store-api opens (the
+/// pool's and the token listener's).
+pub fn session_config(
+    database: &DatabaseConfig,
+    request_timeout: Duration,
+) -> tokio_postgres::Config {
+    let mut pg = database.pg.clone();
+    pg.options(session_options(pg.get_options(), request_timeout));
+    pg
 }
 
 /// Start-up options of every pooled connection: the DSN's own first, ours after (they win).

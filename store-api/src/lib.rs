@@ -29,6 +29,7 @@ pub mod storefront;
 pub mod tenant;
 pub mod tenants_file;
 pub mod throttle;
+pub mod token_listener;
 
 pub use app::{AppState, ops_router, router};
 pub use config::Config;

@@ -168,6 +168,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     store_api::serve(listeners, shutdown_signal(), drain).await?;
     for (state, _) in registry.tenants() {
+        state.listener.stop();
         state.pool.close();
     }
     tracing::info!("store-api stopped");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 
 use crate::server::ConnectionStats;
+use crate::token_listener::ListenerFigures;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -47,6 +48,9 @@ pub struct Series<'a> {
     pub labels: String,
     pub metrics: &'a Metrics,
     pub pool: Option<&'a Pool>,
+    /// The tenant's token listener (see [`crate::token_listener`]); none for requests that
+    /// named no tenant.
+    pub listener: Option<ListenerFigures>,
 }
 
 impl Series<'_> {
@@ -240,6 +244,62 @@ pub fn render(
             "store_api_db_pool_waiting{} {}",
             braces(labels),
             status.waiting
+        );
+    }
+    let listeners: Vec<(&str, ListenerFigures)> = series
+        .iter()
+        .filter_map(|s| s.listener.map(|figures| (s.labels.as_str(), figures)))
+        .collect();
+    out.push_str(
+        "# HELP store_api_token_listener_up Whether the tenant's token listener is listening: \
+         tokens ended on other instances then end here at once, not within TOKEN_CACHE_MS.\n\
+         # TYPE store_api_token_listener_up gauge\n",
+    );
+    for (labels, figures) in &listeners {
+        let _ = writeln!(
+            out,
+            "store_api_token_listener_up{} {}",
+            braces(labels.trim_end_matches(',')),
+            u8::from(figures.listening)
+        );
+    }
+    out.push_str(
+        "# HELP store_api_token_listener_sessions_total Sessions the token listener has listened on \
+         (more than one: it lost its session and opened another).\n\
+         # TYPE store_api_token_listener_sessions_total counter\n",
+    );
+    for (labels, figures) in &listeners {
+        let _ = writeln!(
+            out,
+            "store_api_token_listener_sessions_total{} {}",
+            braces(labels.trim_end_matches(',')),
+            figures.sessions
+        );
+    }
+    out.push_str(
+        "# HELP store_api_token_notifications_total Notifications of ended tokens heard: applied \
+         (named a token or user) or ignored (named nothing this build understands).\n\
+         # TYPE store_api_token_notifications_total counter\n",
+    );
+    for (labels, figures) in &listeners {
+        let _ = writeln!(
+            out,
+            "store_api_token_notifications_total{{{labels}outcome=\"applied\"}} {}\n\
+             store_api_token_notifications_total{{{labels}outcome=\"ignored\"}} {}",
+            figures.applied, figures.ignored
+        );
+    }
+    out.push_str(
+        "# HELP store_api_token_cache_evictions_total Remembered tokens forgotten because a \
+         notification said they had ended.\n\
+         # TYPE store_api_token_cache_evictions_total counter\n",
+    );
+    for (labels, figures) in &listeners {
+        let _ = writeln!(
+            out,
+            "store_api_token_cache_evictions_total{} {}",
+            braces(labels.trim_end_matches(',')),
+            figures.forgotten
         );
     }
     if let Some(budget) = budget {

@@ -275,6 +275,7 @@ impl Registry {
                 labels: String::new(),
                 metrics: &state.metrics,
                 pool: Some(&state.pool),
+                listener: Some(state.listener.figures()),
             }];
             return metrics::render(Some(state.tenant.get()), &series, &self.process.stats, None);
         }
@@ -286,12 +287,14 @@ impl Registry {
                 labels: Series::labels_of(listed.state.tenant.get(), &listed.state.key),
                 metrics: &listed.state.metrics,
                 pool: Some(&listed.state.pool).filter(|pool| pool.status().size > 0),
+                listener: Some(listed.state.listener.figures()),
             })
             .collect();
         series.push(Series {
             labels: Series::labels_of("-", "-"),
             metrics: &self.untenanted,
             pool: None,
+            listener: None,
         });
         let budget = BudgetFigures {
             max: self.process.budget.max(),
@@ -372,7 +375,15 @@ impl Evict for Registry {
             Some(state) => (state, state.close_idle_pooled(), "idle"),
             None => match others().filter(|s| s.shared.holds_any()).min_by_key(used) {
                 Some(state) => (state, state.close_idle(), "shared"),
-                None => return 0,
+                // Last, a token listener alone: its tenant falls back to the cache's second
+                // until its next token look-up opens one again.
+                None => match others()
+                    .filter(|s| s.listener.is_listening())
+                    .min_by_key(used)
+                {
+                    Some(state) => (state, state.listener.stop(), "token listener"),
+                    None => return 0,
+                },
             },
         };
         tracing::debug!(
@@ -405,7 +416,7 @@ fn close_idle_pools(registry: Weak<Registry>, idle: Duration) {
             for (state, _) in registry.tenants() {
                 let last = state.last_used_ms.load(Ordering::Relaxed);
                 if now.saturating_sub(last) >= idle_ms {
-                    if state.pool.status().size > 0 {
+                    if state.pool.status().size > 0 || state.listener.is_running() {
                         let closed = state.close_idle();
                         if closed > 0 {
                             tracing::debug!(
@@ -424,38 +435,50 @@ fn close_idle_pools(registry: Weak<Registry>, idle: Duration) {
 }
 
 /// The tenant's plan is its database's connection limit (free: 5). A pool larger than that
-/// would only turn busy moments into "too many connections" errors, so it shrinks to the limit.
+/// would only turn busy moments into "too many connections" errors, so it shrinks to the limit,
+/// less the one connection the token listener needs when it may run (tokens are remembered and
+/// this login can read them: only then are there entries another instance could end).
 pub async fn fit_pool_to_connection_limit(state: &AppState, client: &tokio_postgres::Client) {
-    let limit = match client
+    let (limit, reads_tokens) = match client
         .query_one(
-            "SELECT d.datconnlimit FROM pg_catalog.pg_database d \
+            "SELECT d.datconnlimit, coalesce(pg_catalog.has_table_privilege(\
+             pg_catalog.to_regclass('public.tokens'), 'SELECT'), false) \
+             FROM pg_catalog.pg_database d \
              WHERE d.datname = pg_catalog.current_database()",
             &[],
         )
         .await
-        .and_then(|row| row.try_get::<_, i32>(0))
+        .and_then(|row| Ok((row.try_get::<_, i32>(0)?, row.try_get::<_, bool>(1)?)))
     {
-        Ok(limit) => limit,
+        Ok(answer) => answer,
         Err(error) => {
             tracing::debug!(%error, tenant = %state.tenant.get(), "cannot read the database's connection limit");
             return;
         }
     };
     state.limit_fitted.store(true, Ordering::Relaxed);
+    let listens = reads_tokens && state.tokens.is_enabled() && limit != 1;
+    let room = match usize::try_from(limit) {
+        Ok(limit) if limit > 0 => Some(limit - usize::from(listens)),
+        _ => None,
+    };
     let size = state.pool.status().max_size;
-    if let Ok(limit) = usize::try_from(limit)
-        && limit > 0
-        && limit < size
+    if let Some(room) = room
+        && room < size
     {
-        state.pool.resize(limit);
+        state.pool.resize(room);
         state.shared.fit();
         tracing::warn!(
             tenant = %state.tenant.get(),
             pool_size = size,
             connection_limit = limit,
-            "DB_POOL_SIZE is above the database's connection limit (the tenant's plan); using the limit"
+            fitted = room,
+            token_listener = listens,
+            "DB_POOL_SIZE is above the database's connection limit (the tenant's plan); \
+             using the limit (less one for the token listener)"
         );
     }
+    state.listener.allow(listens);
 }
 
 /// The message of a refused reload, for the log.

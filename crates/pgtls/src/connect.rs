@@ -4,15 +4,18 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{AsyncMessage, Client, Config, Notification};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::Instrument;
 
@@ -62,6 +65,33 @@ impl Connector {
         &self,
         config: &Config,
     ) -> Result<(Client, Connection), tokio_postgres::Error> {
+        self.connect_driven(config, None).await
+    }
+
+    /// Like [`Connector::connect`], and the notifications the session receives (after a
+    /// `LISTEN`) are handed out rather than dropped: at most `capacity` wait to be read, and any
+    /// that come while that many wait are counted as missed (see [`Notifications`]), so a flood
+    /// never grows the process's memory nor stops the connection from being read.
+    pub async fn connect_listening(
+        &self,
+        config: &Config,
+        capacity: usize,
+    ) -> Result<(Client, Connection, Notifications), tokio_postgres::Error> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let missed = Arc::new(AtomicBool::new(false));
+        let forward = Forward {
+            sender,
+            missed: missed.clone(),
+        };
+        let (client, connection) = self.connect_driven(config, Some(forward)).await?;
+        Ok((client, connection, Notifications { receiver, missed }))
+    }
+
+    async fn connect_driven(
+        &self,
+        config: &Config,
+        forward: Option<Forward>,
+    ) -> Result<(Client, Connection), tokio_postgres::Error> {
         let mut config = config.clone();
         config.ssl_mode(self.mode.negotiation());
         let hosts = config.get_hosts().to_vec();
@@ -74,7 +104,10 @@ impl Connector {
                 .or_else(|| ports.first())
                 .copied()
                 .unwrap_or(5432);
-            match self.connect_one(&config, host, port, timeout).await {
+            match self
+                .connect_one(&config, host, port, timeout, forward.clone())
+                .await
+            {
                 Ok(connected) => return Ok(connected),
                 Err(error) => last_error = Some(error),
             }
@@ -91,6 +124,7 @@ impl Connector {
         host: &Host,
         port: u16,
         timeout: Option<Duration>,
+        forward: Option<Forward>,
     ) -> Result<(Client, Connection), tokio_postgres::Error> {
         let opening = open_socket(host, port);
         let socket = match timeout {
@@ -112,7 +146,7 @@ impl Connector {
         let (client, task) = match &self.tls {
             None => {
                 let (client, connection) = config.connect_raw(stream, NoTls).await?;
-                (client, spawn(connection))
+                (client, drive(connection, forward))
             }
             Some(make) => {
                 let hostname = match host {
@@ -126,10 +160,94 @@ impl Connector {
                     allow_cleartext: self.allow_cleartext,
                 };
                 let (client, connection) = config.connect_raw(stream, tls).await?;
-                (client, spawn(connection))
+                (client, drive(connection, forward))
             }
         };
         Ok((client, task))
+    }
+}
+
+/// Notifications (`NOTIFY`) received by a session opened with [`Connector::connect_listening`].
+pub struct Notifications {
+    receiver: mpsc::Receiver<Notification>,
+    missed: Arc<AtomicBool>,
+}
+
+impl Notifications {
+    /// The next notification; `None` once the connection has ended (whatever ended it).
+    pub async fn recv(&mut self) -> Option<Notification> {
+        self.receiver.recv().await
+    }
+
+    /// A notification already received, if any, without waiting.
+    pub fn try_recv(&mut self) -> Option<Notification> {
+        self.receiver.try_recv().ok()
+    }
+
+    /// Whether notifications were dropped since the last call because they came faster than
+    /// they were read: the reader then knows it cannot tell which ones it missed.
+    pub fn take_missed(&self) -> bool {
+        self.missed.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Where a listening connection's task hands its notifications.
+#[derive(Clone)]
+struct Forward {
+    sender: mpsc::Sender<Notification>,
+    missed: Arc<AtomicBool>,
+}
+
+impl Forward {
+    /// Drives `connection` to its end, handing out notifications and logging notices as
+    /// tokio-postgres' own driver does. A full queue drops the notification and says so; it
+    /// never stops the socket from being read (the server would otherwise hold the session's
+    /// output, and its notification queue would grow for the whole cluster).
+    async fn run<S, T>(self, mut connection: tokio_postgres::Connection<S, T>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(notification))) => {
+                    match self.sender.try_send(notification) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            self.missed.store(true, Ordering::Release);
+                        }
+                        // Nobody reads any more: the session is of no use.
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                }
+                Some(Ok(AsyncMessage::Notice(notice))) => {
+                    tracing::debug!(
+                        severity = notice.severity(),
+                        message = notice.message(),
+                        "PostgreSQL notice"
+                    );
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "PostgreSQL connection ended with an error");
+                    return;
+                }
+                None => return,
+            }
+        }
+    }
+}
+
+/// Spawns the task that drives a connection: tokio-postgres' own driver, or one that hands out
+/// notifications.
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>, forward: Option<Forward>) -> Connection
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match forward {
+        None => spawn(connection),
+        Some(forward) => tokio::spawn(forward.run(connection).in_current_span()),
     }
 }
 

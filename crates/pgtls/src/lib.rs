@@ -28,7 +28,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-pub use connect::{Connection, Connector};
+pub use connect::{Connection, Connector, Notifications};
 
 /// libpq's `sslmode`, less `allow` (which is `prefer` here: never worse than `prefer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

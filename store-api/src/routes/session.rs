@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientAddress};
 use crate::model::{Timestamp, User};
 use crate::routes::Json;
+use crate::token_listener::{self, CHANNEL, Ended};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,16 +161,35 @@ async fn forget_expired_tokens(client: &deadpool_postgres::Client, user_id: i64)
     }
 }
 
+/// Ends the token whose SHA-256 is $1.
+const END_TOKEN: &str =
+    "UPDATE public.tokens SET expiry = now() WHERE token_hash = $1 AND expiry > now()";
+
 /// Ends the token at once. An UPDATE, not a DELETE, so a developer-role DSN (no DELETE) can
-/// still log users out.
+/// still log users out. The same statement tells the other instances (NOTIFY goes out when it
+/// commits, see [`crate::token_listener`]); one round trip, as before.
 pub async fn logout(state: AppState, user: AuthUser) -> ApiResult<StatusCode> {
     let client = state.pool.get().await?;
     let statement = client
         .prepare_cached(
-            "UPDATE public.tokens SET expiry = now() WHERE token_hash = $1 AND expiry > now()",
+            "WITH ended AS (UPDATE public.tokens SET expiry = now() \
+             WHERE token_hash = $1 AND expiry > now() RETURNING 1) \
+             SELECT pg_catalog.pg_notify($2, $3)",
         )
         .await?;
-    client.execute(&statement, &[&&user.token_hash[..]]).await?;
+    let payload = Ended::Token(user.token_hash).payload();
+    match client
+        .execute(&statement, &[&&user.token_hash[..], &CHANNEL, &payload])
+        .await
+    {
+        Ok(_) => {}
+        Err(error) if token_listener::queue_full(&error) => {
+            token_listener::warn_unannounced();
+            let plain = client.prepare_cached(END_TOKEN).await?;
+            client.execute(&plain, &[&&user.token_hash[..]]).await?;
+        }
+        Err(error) => return Err(error.into()),
+    }
     state.tokens.forget_token(&user.token_hash);
     tracing::info!(user_id = user.id, "logged out");
     Ok(StatusCode::NO_CONTENT)

@@ -11,6 +11,7 @@ use crate::extract::{ApiJson, ApiQuery, Id};
 use crate::model::{List, PageParams, USER_COLUMNS, User, email, required_text};
 use crate::routes::Json;
 use crate::routes::{Table, Total, created, table_page};
+use crate::token_listener::{self, CHANNEL, Ended};
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -161,45 +162,91 @@ pub async fn update(
         Some(password) => Some(state.hasher.hash(password).await?),
         None => None,
     };
+    let change = Change {
+        id,
+        first_name,
+        last_name,
+        email: new_email,
+        hash,
+        role,
+    };
     let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let statement = transaction
-        .prepare_cached(&format!(
-            "WITH c AS (INSERT INTO public.user_credentials (user_id, password_hash) \
-             SELECT id, $5::text FROM public.users WHERE id = $1 AND $5::text IS NOT NULL \
-             ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash) \
-             UPDATE public.users SET first_name = coalesce($2, first_name), \
-             last_name = coalesce($3, last_name), email = coalesce($4, email), \
-             role = coalesce($6, role) WHERE id = $1 RETURNING {USER_COLUMNS}"
-        ))
-        .await?;
-    let row = transaction
-        .query_opt(
-            &statement,
-            &[
-                &id,
-                &first_name,
-                &last_name,
-                &new_email,
-                &hash,
-                &role.map(Role::as_str),
-            ],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("user", id))?;
-    if hash.is_some() {
-        let expire = transaction
-            .prepare_cached(
-                "UPDATE public.tokens SET expiry = now() WHERE user_id = $1 AND expiry > now()",
-            )
-            .await?;
-        transaction.execute(&expire, &[&id]).await?;
+    let row = match change.write(&mut client, true).await {
+        Err(error) if token_listener::queue_full(&error) => {
+            token_listener::warn_unannounced();
+            change.write(&mut client, false).await?
+        }
+        written => written?,
     }
-    transaction.commit().await?;
+    .ok_or_else(|| ApiError::not_found("user", id))?;
     // Tokens remembered for this user carry the old role (or a password now changed).
     state.tokens.forget_user(id);
     tracing::info!(changed_user_id = id, user_id = user.id, "user changed");
     Ok(Json(User::from_row(&row)?))
+}
+
+/// A user's validated changes.
+struct Change {
+    id: i64,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    /// The new password's hash.
+    hash: Option<String>,
+    role: Option<Role>,
+}
+
+impl Change {
+    /// One transaction: the row, the password (which ends the user's tokens) and, when
+    /// `announce`, the notification that makes other instances forget the user's tokens when it
+    /// commits. `None`: no such user.
+    async fn write(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        announce: bool,
+    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+        let id = self.id;
+        let transaction = client.transaction().await?;
+        let statement = transaction
+            .prepare_cached(&format!(
+                "WITH c AS (INSERT INTO public.user_credentials (user_id, password_hash) \
+                 SELECT id, $5::text FROM public.users WHERE id = $1 AND $5::text IS NOT NULL \
+                 ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash) \
+                 UPDATE public.users SET first_name = coalesce($2, first_name), \
+                 last_name = coalesce($3, last_name), email = coalesce($4, email), \
+                 role = coalesce($6, role) WHERE id = $1 RETURNING {USER_COLUMNS}"
+            ))
+            .await?;
+        let row = transaction
+            .query_opt(
+                &statement,
+                &[
+                    &id,
+                    &self.first_name,
+                    &self.last_name,
+                    &self.email,
+                    &self.hash,
+                    &self.role.map(Role::as_str),
+                ],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        if self.hash.is_some() {
+            let expire = transaction
+                .prepare_cached(
+                    "UPDATE public.tokens SET expiry = now() WHERE user_id = $1 AND expiry > now()",
+                )
+                .await?;
+            transaction.execute(&expire, &[&id]).await?;
+        }
+        if announce {
+            token_listener::announce(&transaction, Ended::User(id)).await?;
+        }
+        transaction.commit().await?;
+        Ok(Some(row))
+    }
 }
 
 pub async fn delete(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<StatusCode> {
@@ -211,10 +258,26 @@ pub async fn delete(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<St
         ));
     }
     let client = state.pool.get().await?;
+    // Its tokens go with it (ON DELETE CASCADE); other instances hear of it when this commits,
+    // and only if a user was deleted (one row per deleted user, none otherwise).
     let statement = client
-        .prepare_cached("DELETE FROM public.users WHERE id = $1")
+        .prepare_cached(
+            "WITH gone AS (DELETE FROM public.users WHERE id = $1 RETURNING id) \
+             SELECT pg_catalog.pg_notify($2, $3) FROM gone",
+        )
         .await?;
-    if client.execute(&statement, &[&id]).await? == 0 {
+    let payload = Ended::User(id).payload();
+    let deleted = match client.execute(&statement, &[&id, &CHANNEL, &payload]).await {
+        Err(error) if token_listener::queue_full(&error) => {
+            token_listener::warn_unannounced();
+            let plain = client
+                .prepare_cached("DELETE FROM public.users WHERE id = $1")
+                .await?;
+            client.execute(&plain, &[&id]).await?
+        }
+        deleted => deleted?,
+    };
+    if deleted == 0 {
         return Err(ApiError::not_found("user", id));
     }
     state.tokens.forget_user(id);

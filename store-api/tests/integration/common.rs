@@ -106,6 +106,10 @@ impl Tenant {
         )
     }
 
+    pub fn login_of(&self, kind: &str) -> &str {
+        &self.logins[kind].0
+    }
+
     pub fn password_of(&self, kind: &str) -> &str {
         &self.logins[kind].1
     }
@@ -123,6 +127,27 @@ impl Tenant {
             .connect(tokio_postgres::NoTls)
             .await
             .expect("superuser connects to the tenant");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// A plain SQL session as the tenant's login of `kind`: what anyone holding that login's
+    /// DSN can do, store-api or not.
+    pub async fn login_session(&self, kind: &str) -> Client {
+        let (user, password) = &self.logins[kind];
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(user)
+            .password(password)
+            .dbname(&self.database);
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("the login connects to its tenant");
         tokio::spawn(async move {
             let _ = connection.await;
         });

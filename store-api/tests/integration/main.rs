@@ -14,4 +14,5 @@ mod process;
 mod resilience;
 mod router;
 mod storefront;
+mod token_notify;
 mod webdriver;

@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
+use sha2::Digest;
 
 use crate::common::*;
 
@@ -162,7 +163,8 @@ async fn sigterm_drains_requests_in_flight_and_logs_carry_no_secrets() {
         ("DATABASE_DSN", tenant.dsn("admin", "disable")),
         ("TENANT_NAME", tenant.name.clone()),
         ("LOG_FORMAT", "json".to_owned()),
-        // Above the Enterprise plan's 50 connections: it shrinks to the limit.
+        // Above the Enterprise plan's 50 connections: it shrinks to the limit, less the token
+        // listener's connection.
         ("DB_POOL_SIZE", "80".to_owned()),
     ])
     .await;
@@ -171,7 +173,7 @@ async fn sigterm_drains_requests_in_flight_and_logs_carry_no_secrets() {
     assert!(
         metrics
             .text
-            .contains("store_api_db_pool_max_connections 50\n"),
+            .contains("store_api_db_pool_max_connections 49\n"),
         "{}",
         metrics.text
     );
@@ -260,8 +262,24 @@ async fn sigterm_drains_requests_in_flight_and_logs_carry_no_secrets() {
     );
     assert_eq!(order_line["span"]["tenant"], tenant.name.as_str());
     assert!(logs.contains("SIGTERM received"), "{logs}");
+    // The token look-ups started the token listener, which says so, naming its tenant.
+    let listening = lines
+        .iter()
+        .find(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("token listener listening"))
+        })
+        .unwrap_or_else(|| panic!("no token listener line in {logs}"));
+    assert_eq!(listening["level"], "INFO", "{listening}");
+    assert_eq!(listening["span"]["tenant"], tenant.name.as_str());
+    let token_hash: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     for secret in [
         token.as_str(),
+        token_hash.as_str(),
         PASSWORD,
         tenant.password_of("admin"),
         password_hash(),

@@ -481,7 +481,8 @@ async fn the_connection_budget_is_shared_and_a_down_tenant_slows_no_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_fit_the_plan_and_idle_tenants_give_their_connections_back() {
     let (a, b, _) = three().await;
-    // B's plan allows 3 connections: its pool, opened lazily, shrinks to that.
+    // B's plan allows 3 connections: its pool, opened lazily, shrinks to that, less the one
+    // its token listener would need (an admin login, tokens remembered).
     b.superuser()
         .await
         .batch_execute(&format!(
@@ -505,7 +506,7 @@ async fn pools_fit_the_plan_and_idle_tenants_give_their_connections_back() {
         200
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while router.state_of(&b.name).pool.status().max_size != 3 {
+    while router.state_of(&b.name).pool.status().max_size != 2 {
         assert!(
             Instant::now() < deadline,
             "B's pool was not fitted to its plan"
@@ -538,6 +539,107 @@ async fn pools_fit_the_plan_and_idle_tenants_give_their_connections_back() {
             .status,
         200
     );
+    router.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_listeners_hold_places_in_the_budget_and_close_with_their_tenant() {
+    let (a, b, c) = three().await;
+    for tenant in [&a, &b, &c] {
+        tenant.add_user("admin@example.com", "admin").await;
+    }
+    let file = tenants_json(&[
+        ("a.example", &a, "admin"),
+        ("b.example", &b, "admin"),
+        ("c.example", &c, "admin"),
+    ]);
+    // Room for one tenant's pool (2) and listener, and a little of another's.
+    let router = Router::start(
+        &file,
+        &[("DB_MAX_CONNECTIONS", "4"), ("DB_IDLE_TIMEOUT_SECS", "2")],
+    )
+    .await;
+    let budget = router.app.registry.process().budget.clone();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watch = tokio::spawn({
+        let (budget, peak) = (budget.clone(), peak.clone());
+        async move {
+            loop {
+                peak.fetch_max(budget.in_use(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let logins: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|tenant| tenant.login_of("admin").to_owned())
+        .collect();
+    let superuser = a.superuser().await;
+    // The server's own count of the three logins' sessions settles within the budget.
+    let sessions_within_budget = || async {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let sessions: i64 = superuser
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)",
+                    &[&logins],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if sessions <= 4 {
+                return sessions;
+            }
+            assert!(Instant::now() < deadline, "{sessions} sessions open");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+
+    // Each tenant in turn signs in and uses its token: its listener takes a place, closing the
+    // least recently used tenant's connections (listener included) when none is left.
+    for round in 0..2 {
+        for (host, tenant) in [("a.example", &a), ("b.example", &b), ("c.example", &c)] {
+            let token = router.login(host, "admin@example.com", PASSWORD).await.json["token"]
+                .as_str()
+                .expect("token")
+                .to_owned();
+            for _ in 0..3 {
+                let reply = router.at(host, "GET", "/api/users", Some(&token)).await;
+                assert_eq!(reply.status, 200, "{host}: {}", reply.text);
+            }
+            let state = router.state_of(&tenant.name);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !state.listener.is_listening() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{host} never listened (round {round})"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(router.in_use() <= 4, "{}", router.in_use());
+            sessions_within_budget().await;
+        }
+    }
+    assert!(
+        peak.load(std::sync::atomic::Ordering::Relaxed) <= 4,
+        "the budget was exceeded"
+    );
+    assert!(budget.evicted() >= 1, "no tenant had to make room");
+
+    // Idle tenants give every connection back, their listeners included.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while router.in_use() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "connections still open: {}",
+            router.in_use()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for tenant in [&a, &b, &c] {
+        assert!(!router.state_of(&tenant.name).listener.is_running());
+    }
+    watch.abort();
     router.app.stop().await;
 }
 
