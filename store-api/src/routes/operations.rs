@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Extension, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -168,13 +168,23 @@ async fn router_readiness(registry: &Registry) -> Response {
     (StatusCode::OK, Json(body)).into_response()
 }
 
-pub async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
-    let text = registry.render_metrics();
+/// OpenMetrics for a scraper that asks for it (Prometheus does), Prometheus text 0.0.4 for
+/// every other client.
+pub async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let openmetrics = crate::metrics::wants_openmetrics(accept);
+    let text = registry.render_metrics(openmetrics);
+    let content_type = if openmetrics {
+        crate::metrics::OPENMETRICS_CONTENT_TYPE
+    } else {
+        crate::metrics::TEXT_CONTENT_TYPE
+    };
     let mut response = text.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -40,7 +40,8 @@ async fn probes_metrics_and_the_openapi_document() {
         r#"store_api_http_requests_total{method="GET",route="/api/widgets/{id}",status="200"} 3"#,
         r#"store_api_http_requests_total{method="GET",route="/api/widgets/{id}",status="404"} 1"#,
         r#"store_api_http_requests_total{method="POST",route="/api/widgets",status="201"} 1"#,
-        r#"store_api_http_request_duration_seconds_bucket{method="GET",route="/api/widgets/{id}",le="+Inf"} 4"#,
+        // prometheus-client writes `le` before the series' own labels (order has no meaning).
+        r#"store_api_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/api/widgets/{id}"} 4"#,
         r#"store_api_http_request_duration_seconds_count{method="GET",route="/api/widgets/{id}"} 4"#,
         "# TYPE store_api_http_request_duration_seconds histogram",
         "store_api_db_pool_max_connections 4",
