@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::{self, AuthUser};
@@ -10,7 +11,7 @@ use crate::extract::{ApiJson, ClientAddress};
 use crate::model::{Timestamp, User};
 use crate::routes::Json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     email: String,
@@ -26,9 +27,10 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Authenticated {
     pub token: String,
+    #[schema(schema_with = crate::openapi::bearer)]
     pub token_type: &'static str,
     pub expires_at: Timestamp,
     pub user: User,
@@ -44,6 +46,13 @@ const SIGN_IN_LOOKUP: &str = "SELECT u.id, u.first_name, u.last_name, u.email, u
 ///
 /// Failed sign-ins are throttled per e-mail and per client address (429 `too_many_attempts`,
 /// see [`crate::throttle`]); the check comes first, before the database or Argon2 is asked.
+#[utoipa::path(
+    post, path = "/api/authenticate", tag = "auth", operation_id = "authenticate",
+    description = "Failed sign-ins are throttled per e-mail and per client address (429 `too_many_attempts`).",
+    summary = "Exchange email and password for a bearer token",
+    request_body = Credentials,
+    responses((status = 200, description = "a token and its expiry", body = Authenticated), (status = 401), (status = 403), (status = 429)),
+)]
 pub async fn authenticate(
     state: AppState,
     ClientAddress(address): ClientAddress,
@@ -162,6 +171,12 @@ async fn forget_expired_tokens(client: &deadpool_postgres::Client, user_id: i64)
 
 /// Ends the token at once. An UPDATE, not a DELETE, so a developer-role DSN (no DELETE) can
 /// still log users out.
+#[utoipa::path(
+    post, path = "/api/logout", tag = "auth", operation_id = "logout",
+    summary = "End the presented token",
+    security(("bearer" = [])),
+    responses((status = 204, description = "logged out")),
+)]
 pub async fn logout(state: AppState, user: AuthUser) -> ApiResult<StatusCode> {
     let client = state.pool.get().await?;
     let statement = client
