@@ -260,17 +260,22 @@ impl From<deadpool_postgres::PoolError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error answer: `{"error": {…}, "tenant": …}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    #[schema(inline)]
     error: Detail<'a>,
     tenant: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Detail<'a> {
     status: u16,
+    /// Stable, for programs.
     code: &'a str,
     message: &'a str,
+    /// The request's field at fault, if one is.
     field: Option<&'a str>,
     request_id: Option<&'a str>,
 }
@@ -278,7 +283,7 @@ struct Detail<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let context = REQUEST.try_with(Clone::clone).ok();
-        let body = Body {
+        let body = ErrorBody {
             error: Detail {
                 status: self.status.as_u16(),
                 code: self.code,

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize, Serializer};
 use tokio_postgres::Row;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
@@ -17,6 +18,20 @@ impl Serialize for Timestamp {
         serializer.serialize_str(write_rfc3339(self.0, &mut buffer))
     }
 }
+
+/// Described by hand: it serializes itself (as a string), so there is nothing to derive from.
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339 in UTC with microseconds"))
+            .into()
+    }
+}
+
+impl ToSchema for Timestamp {}
 
 /// The longest [`rfc3339`] text: a signed six-digit year at most.
 const RFC3339_MAX: usize = 32;
@@ -141,11 +156,17 @@ pub fn ids_filter(raw: Option<&str>) -> Result<Option<Vec<i64>>, ApiError> {
 }
 
 /// `?limit=&offset=` or `?limit=&after=` on every list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 20, nullable = false)]
     pub limit: Option<i64>,
+    /// Rows to skip (for deeper pages follow `next`).
+    #[param(minimum = 0, maximum = 1000, default = 0, nullable = false)]
     pub offset: Option<i64>,
-    /// The `next` of the previous page.
+    /// The `next` of the previous page: the page after it (not with `offset`).
+    #[param(nullable = false)]
     pub after: Option<String>,
 }
 
@@ -284,20 +305,22 @@ pub fn time_id_cursor(created_at: Timestamp, id: i64) -> String {
 
 /// A page of a list: `{"tenant": …, "items": […], "total": 42, "limit": 20, "offset": 0,
 /// "next": "…"}`; `next` is null on the last page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct List<T> {
     pub tenant: String,
     pub items: Vec<T>,
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+    /// Pass as `after` for the next page; null on the last page.
+    #[schema(required = true)]
     pub next: Option<String>,
 }
 
 pub const WIDGET_COLUMNS: &str =
     "id, name, description, inventory_level, price_cents, image, created_at, updated_at";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Widget {
     pub id: i64,
     pub name: String,
@@ -347,7 +370,7 @@ impl Widget {
 
 pub const CUSTOMER_COLUMNS: &str = "id, first_name, last_name, email, created_at, updated_at";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Customer {
     pub id: i64,
     pub first_name: String,
@@ -383,7 +406,7 @@ impl Customer {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Transaction {
     pub id: i64,
     pub amount_cents: i64,
@@ -438,12 +461,13 @@ impl Transaction {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Order {
     pub id: i64,
     pub widget_id: i64,
     pub customer_id: i64,
     pub transaction_id: i64,
+    #[schema(schema_with = crate::openapi::order_status)]
     pub status: String,
     pub quantity: i32,
     pub amount_cents: i64,
@@ -485,7 +509,7 @@ impl Order {
 }
 
 /// An order with what it refers to, as `GET /api/orders/{id}` returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderDetail {
     #[serde(flatten)]
     pub order: Order,
@@ -497,12 +521,13 @@ pub struct OrderDetail {
 pub const USER_COLUMNS: &str = "id, first_name, last_name, email, role, created_at, updated_at";
 
 /// An application login; the password hash never leaves the database layer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
     pub id: i64,
     pub first_name: String,
     pub last_name: String,
     pub email: String,
+    #[schema(schema_with = crate::openapi::role)]
     pub role: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -523,7 +548,7 @@ impl User {
 }
 
 /// A row of `statuses` or `transaction_statuses`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Status {
     pub id: i64,
     pub name: String,

@@ -29,7 +29,7 @@ use crate::app::{AppState, Process, TenantSpec};
 use crate::budget::Evict;
 use crate::config::{Config, ConfigError, TENANTS_FILE};
 use crate::db::PoolBuildError;
-use crate::metrics::{BudgetFigures, Metrics, Series};
+use crate::metrics::{BudgetFigures, Metrics, Series, TenantLabels};
 use crate::tenant::TenantName;
 use crate::tenants_file::{self, TenantEntry};
 use crate::{hostname, metrics};
@@ -268,31 +268,38 @@ impl Registry {
     }
 
     /// `/metrics`: the single tenant as it always was, or every tenant labelled by name and
-    /// host plus the connection budget.
-    pub fn render_metrics(&self) -> String {
+    /// host plus the connection budget. `openmetrics`: the scraper asked for OpenMetrics.
+    pub fn render_metrics(&self, openmetrics: bool) -> String {
+        let stats = &self.process.stats;
         if let Some(state) = &self.single {
-            let series = [Series {
-                labels: String::new(),
-                metrics: &state.metrics,
-                pool: Some(&state.pool),
+            let series = vec![Series {
+                labels: None,
+                metrics: state.metrics.clone(),
+                pool: Some(state.pool.status()),
                 listener: Some(state.listener.figures()),
             }];
-            return metrics::render(Some(state.tenant.get()), &series, &self.process.stats, None);
+            return metrics::render(Some(state.tenant.get()), series, stats, None, openmetrics);
         }
         let map = self.map();
-        let mut series: Vec<Series<'_>> = map
+        let mut series: Vec<Series> = map
             .tenants
             .iter()
             .map(|listed| Series {
-                labels: Series::labels_of(listed.state.tenant.get(), &listed.state.key),
-                metrics: &listed.state.metrics,
-                pool: Some(&listed.state.pool).filter(|pool| pool.status().size > 0),
+                labels: Some(TenantLabels {
+                    tenant: listed.state.tenant.get().clone(),
+                    host: listed.state.key.clone(),
+                }),
+                metrics: listed.state.metrics.clone(),
+                pool: Some(listed.state.pool.status()).filter(|status| status.size > 0),
                 listener: Some(listed.state.listener.figures()),
             })
             .collect();
         series.push(Series {
-            labels: Series::labels_of("-", "-"),
-            metrics: &self.untenanted,
+            labels: Some(TenantLabels {
+                tenant: Arc::from("-"),
+                host: Arc::from("-"),
+            }),
+            metrics: self.untenanted.clone(),
             pool: None,
             listener: None,
         });
@@ -307,7 +314,7 @@ impl Registry {
                 .count(),
             evicted: self.process.budget.evicted(),
         };
-        metrics::render(None, &series, &self.process.stats, Some(budget))
+        metrics::render(None, series, stats, Some(budget), openmetrics)
     }
 }
 

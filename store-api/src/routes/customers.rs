@@ -3,6 +3,7 @@
 use axum::response::Response;
 use serde::Deserialize;
 use tokio_postgres::types::ToSql;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -16,17 +17,33 @@ use crate::routes::created;
 
 const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CustomerQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 20, nullable = false)]
     limit: Option<i64>,
+    /// Rows to skip (for deeper pages follow `next`).
+    #[param(minimum = 0, maximum = 1000, default = 0, nullable = false)]
     offset: Option<i64>,
+    /// The `next` of the previous page: the page after it (not with `offset`).
+    #[param(nullable = false)]
     after: Option<String>,
-    /// Matches anywhere in "first last" or the email, case-insensitively.
+    /// Matches name or email, any case.
+    #[param(nullable = false)]
     q: Option<String>,
-    /// Only these ids (`3,5,8`).
+    /// Only these ids, separated by commas (1 to 100).
+    #[param(pattern = r"^[0-9]+(,[0-9]+){0,99}$", nullable = false)]
     ids: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/customers", tag = "customers", operation_id = "list_customers",
+    summary = "List customers",
+    security(("bearer" = [])),
+    params(CustomerQuery),
+    responses((status = 200, description = "a page of customers", body = List<Customer>), (status = 400)),
+)]
 pub async fn list(
     state: AppState,
     _user: AuthUser,
@@ -93,6 +110,13 @@ fn escape_like(term: &str) -> String {
     escaped
 }
 
+#[utoipa::path(
+    get, path = "/api/customers/{id}", tag = "customers", operation_id = "get_customer",
+    summary = "One customer",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the customer", body = Customer), (status = 400), (status = 404)),
+)]
 pub async fn get(state: AppState, _user: AuthUser, Id(id): Id) -> ApiResult<Json<Customer>> {
     let client = state.shared.get().await?;
     let statement = client
@@ -107,11 +131,12 @@ pub async fn get(state: AppState, _user: AuthUser, Id(id): Id) -> ApiResult<Json
     Ok(Json(Customer::from_row(&row, "")?))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
     pub first_name: String,
     pub last_name: String,
+    #[schema(format = Email)]
     pub email: String,
 }
 
@@ -134,6 +159,13 @@ impl NewCustomer {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/customers", tag = "customers", operation_id = "create_customer",
+    summary = "Add a customer (admin, developer)",
+    security(("bearer" = [])),
+    request_body = NewCustomer,
+    responses((status = 201, description = "the new customer", body = Customer), (status = 409)),
+)]
 pub async fn create(
     state: AppState,
     user: AuthUser,

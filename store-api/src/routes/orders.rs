@@ -5,6 +5,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use std::sync::LazyLock;
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
 
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -33,16 +34,33 @@ const PAYMENT_STATUSES_AT_CHECKOUT: [&str; 2] = ["Cleared", "Pending"];
 const ORDER_COLUMNS: &str = "o.id, o.widget_id, o.customer_id, o.transaction_id, s.name AS status, \
                              o.quantity, o.amount_cents, o.created_at, o.updated_at";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrderQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 20, nullable = false)]
     limit: Option<i64>,
+    /// Rows to skip (for deeper pages follow `next`).
+    #[param(minimum = 0, maximum = 1000, default = 0, nullable = false)]
     offset: Option<i64>,
+    /// The `next` of the previous page: the page after it (not with `offset`).
+    #[param(nullable = false)]
     after: Option<String>,
-    /// An order status name (`Cleared`, `Refunded`, `Cancelled`), any case.
+    /// Order status name (`Cleared`, `Refunded`, `Cancelled`), any case.
+    #[param(nullable = false)]
     status: Option<String>,
+    /// Orders of one customer.
+    #[param(nullable = false)]
     customer_id: Option<i64>,
 }
 
+#[utoipa::path(
+    get, path = "/api/orders", tag = "orders", operation_id = "list_orders",
+    summary = "List orders, newest first",
+    security(("bearer" = [])),
+    params(OrderQuery),
+    responses((status = 200, description = "a page of orders", body = List<Order>), (status = 400)),
+)]
 pub async fn list(
     state: AppState,
     _user: AuthUser,
@@ -151,6 +169,13 @@ fn detail_from_row(row: &Row) -> Result<OrderDetail, tokio_postgres::Error> {
     })
 }
 
+#[utoipa::path(
+    get, path = "/api/orders/{id}", tag = "orders", operation_id = "get_order",
+    summary = "One order with its widget, customer and transaction",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the order", body = OrderDetail), (status = 400), (status = 404)),
+)]
 pub async fn get(state: AppState, _user: AuthUser, Id(id): Id) -> ApiResult<Json<OrderDetail>> {
     let client = state.shared.get().await?;
     let statement = client.prepare_cached(&DETAIL_QUERY).await?;
@@ -161,33 +186,42 @@ pub async fn get(state: AppState, _user: AuthUser, Id(id): Id) -> ApiResult<Json
     Ok(Json(detail_from_row(&row)?))
 }
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of customer_id and customer.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
     widget_id: i64,
+    #[schema(minimum = 1, maximum = 10_000)]
     quantity: i32,
     /// An existing customer…
     customer_id: Option<i64>,
     /// …or one found by email, and added if new.
     customer: Option<NewCustomer>,
+    #[schema(inline)]
     payment: Payment,
 }
 
 /// What the transactions table records about the payment.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Payment {
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     currency: String,
-    /// When given, must equal price × quantity: the client's idea of the price is stale otherwise.
+    /// If given, must equal price × quantity (409 otherwise: the client's idea of the price is
+    /// stale).
     amount_cents: Option<i64>,
+    #[schema(pattern = "^[0-9]{4}$")]
     last_four: Option<String>,
     bank_return_code: Option<String>,
+    #[schema(minimum = 1, maximum = 12)]
     expiry_month: Option<i32>,
+    #[schema(minimum = 2000, maximum = 9999)]
     expiry_year: Option<i32>,
     payment_intent: Option<String>,
     payment_method: Option<String>,
     /// `Cleared` (default) or `Pending`.
+    #[schema(schema_with = crate::openapi::payment_status_at_checkout)]
     status: Option<String>,
 }
 
@@ -400,6 +434,13 @@ const PLACE_ATTEMPTS: usize = 3;
 /// come back before the request timeout answers 503 instead.
 const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
+#[utoipa::path(
+    post, path = "/api/orders", tag = "orders", operation_id = "place_order",
+    summary = "Place an order: stock, payment and order written together or not at all (admin, developer)",
+    security(("bearer" = [])),
+    request_body = PlaceOrder,
+    responses((status = 201, description = "the order with widget, customer and transaction", body = OrderDetail), (status = 404), (status = 409)),
+)]
 pub async fn place(
     state: AppState,
     user: AuthUser,
@@ -565,12 +606,26 @@ async fn why_not_placed(
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/orders/{id}/refund", tag = "orders", operation_id = "refund_order",
+    summary = "Refund a Cleared order (admin, developer)",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the order", body = OrderDetail), (status = 400), (status = 404), (status = 409)),
+)]
 pub async fn refund(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<Json<OrderDetail>> {
     user.require_writer("refunding orders")?;
     settle(&state, &user, id, "Refunded", false).await
 }
 
 /// Cancelling also puts the units back in stock: they never left.
+#[utoipa::path(
+    post, path = "/api/orders/{id}/cancel", tag = "orders", operation_id = "cancel_order",
+    summary = "Cancel a Cleared order and restock it (admin, developer)",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the order", body = OrderDetail), (status = 400), (status = 404), (status = 409)),
+)]
 pub async fn cancel(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<Json<OrderDetail>> {
     user.require_writer("cancelling orders")?;
     settle(&state, &user, id, "Cancelled", true).await

@@ -1,6 +1,7 @@
 //! Reference data: the order and payment statuses the schema seeds.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -8,16 +9,28 @@ use crate::error::ApiResult;
 use crate::model::Status;
 use crate::routes::Json;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatusList {
     pub tenant: String,
     pub items: Vec<Status>,
 }
 
+#[utoipa::path(
+    get, path = "/api/statuses", tag = "reference", operation_id = "list_statuses",
+    summary = "Order statuses",
+    security(("bearer" = [])),
+    responses((status = 200, description = "every order status", body = StatusList)),
+)]
 pub async fn statuses(state: AppState, _user: AuthUser) -> ApiResult<Json<StatusList>> {
     read(&state, "SELECT id, name FROM public.statuses ORDER BY id").await
 }
 
+#[utoipa::path(
+    get, path = "/api/transaction-statuses", tag = "reference", operation_id = "list_transaction_statuses",
+    summary = "Payment statuses",
+    security(("bearer" = [])),
+    responses((status = 200, description = "every payment status", body = StatusList)),
+)]
 pub async fn transaction_statuses(state: AppState, _user: AuthUser) -> ApiResult<Json<StatusList>> {
     read(
         &state,

@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::{self, AuthUser};
@@ -11,7 +12,7 @@ use crate::model::{Timestamp, User};
 use crate::routes::Json;
 use crate::token_listener::{self, CHANNEL, Ended};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     email: String,
@@ -27,9 +28,10 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Authenticated {
     pub token: String,
+    #[schema(schema_with = crate::openapi::bearer)]
     pub token_type: &'static str,
     pub expires_at: Timestamp,
     pub user: User,
@@ -45,6 +47,13 @@ const SIGN_IN_LOOKUP: &str = "SELECT u.id, u.first_name, u.last_name, u.email, u
 ///
 /// Failed sign-ins are throttled per e-mail and per client address (429 `too_many_attempts`,
 /// see [`crate::throttle`]); the check comes first, before the database or Argon2 is asked.
+#[utoipa::path(
+    post, path = "/api/authenticate", tag = "auth", operation_id = "authenticate",
+    description = "Failed sign-ins are throttled per e-mail and per client address (429 `too_many_attempts`).",
+    summary = "Exchange email and password for a bearer token",
+    request_body = Credentials,
+    responses((status = 200, description = "a token and its expiry", body = Authenticated), (status = 401), (status = 403), (status = 429)),
+)]
 pub async fn authenticate(
     state: AppState,
     ClientAddress(address): ClientAddress,
@@ -168,6 +177,12 @@ const END_TOKEN: &str =
 /// Ends the token at once. An UPDATE, not a DELETE, so a developer-role DSN (no DELETE) can
 /// still log users out. The same statement tells the other instances (NOTIFY goes out when it
 /// commits, see [`crate::token_listener`]); one round trip, as before.
+#[utoipa::path(
+    post, path = "/api/logout", tag = "auth", operation_id = "logout",
+    summary = "End the presented token",
+    security(("bearer" = [])),
+    responses((status = 204, description = "logged out")),
+)]
 pub async fn logout(state: AppState, user: AuthUser) -> ApiResult<StatusCode> {
     let client = state.pool.get().await?;
     let statement = client

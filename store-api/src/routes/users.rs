@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::{self, AuthUser, Role};
@@ -15,6 +16,13 @@ use crate::token_listener::{self, CHANNEL, Ended};
 
 const MAX_NAME_CHARS: usize = 100;
 
+#[utoipa::path(
+    get, path = "/api/users", tag = "users", operation_id = "list_users",
+    summary = "List application users (admin)",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, description = "a page of users", body = List<User>), (status = 400)),
+)]
 pub async fn list(
     state: AppState,
     user: AuthUser,
@@ -30,6 +38,13 @@ pub async fn list(
     table_page(&state, &table, params.page()?, Total::Counted, None).await
 }
 
+#[utoipa::path(
+    get, path = "/api/users/{id}", tag = "users", operation_id = "get_user",
+    summary = "One application user (admin)",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the user", body = User), (status = 400), (status = 404)),
+)]
 pub async fn get(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<Json<User>> {
     user.require_admin("reading users")?;
     let client = state.shared.get().await?;
@@ -45,13 +60,16 @@ pub async fn get(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<Json<
     Ok(Json(User::from_row(&row)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub first_name: String,
     pub last_name: String,
+    #[schema(format = Email)]
     pub email: String,
+    #[schema(min_length = 8)]
     pub password: String,
+    #[schema(schema_with = crate::openapi::role)]
     pub role: String,
 }
 
@@ -100,6 +118,13 @@ pub async fn insert_user(
     Ok(User::from_row(&row)?)
 }
 
+#[utoipa::path(
+    post, path = "/api/users", tag = "users", operation_id = "create_user",
+    summary = "Add an application user (admin)",
+    security(("bearer" = [])),
+    request_body = NewUser,
+    responses((status = 201, description = "the new user", body = User), (status = 409)),
+)]
 pub async fn create(
     state: AppState,
     user: AuthUser,
@@ -119,16 +144,27 @@ pub async fn create(
 }
 
 /// Fields left out keep their value. A new password ends the user's sessions.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChanges {
     first_name: Option<String>,
     last_name: Option<String>,
+    #[schema(format = Email)]
     email: Option<String>,
+    #[schema(min_length = 8)]
     password: Option<String>,
+    #[schema(schema_with = crate::openapi::role)]
     role: Option<String>,
 }
 
+#[utoipa::path(
+    patch, path = "/api/users/{id}", tag = "users", operation_id = "update_user",
+    summary = "Change a user; a new password ends their sessions (admin)",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    request_body = UserChanges,
+    responses((status = 200, description = "the user", body = User), (status = 404), (status = 409)),
+)]
 pub async fn update(
     state: AppState,
     user: AuthUser,
@@ -249,6 +285,13 @@ impl Change {
     }
 }
 
+#[utoipa::path(
+    delete, path = "/api/users/{id}", tag = "users", operation_id = "delete_user",
+    summary = "Delete a user and their tokens (admin; not yourself)",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "deleted"), (status = 400), (status = 404), (status = 409)),
+)]
 pub async fn delete(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<StatusCode> {
     user.require_admin("deleting users")?;
     if id == user.id {

@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -22,11 +23,20 @@ const MAX_TEXT_CHARS: usize = 10_000;
 pub const SELECT_ONE: &str = "SELECT id, name, description, inventory_level, price_cents, image, \
                           created_at, updated_at FROM public.widgets WHERE id = $1";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WidgetQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 20, nullable = false)]
     limit: Option<i64>,
+    /// Rows to skip (for deeper pages follow `next`).
+    #[param(minimum = 0, maximum = 1000, default = 0, nullable = false)]
     offset: Option<i64>,
+    /// The `next` of the previous page: the page after it (not with `offset`).
+    #[param(nullable = false)]
     after: Option<String>,
+    /// Only these ids, separated by commas (1 to 100).
+    #[param(pattern = r"^[0-9]+(,[0-9]+){0,99}$", nullable = false)]
     ids: Option<String>,
 }
 
@@ -42,6 +52,12 @@ impl WidgetQuery {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/widgets", tag = "catalogue", operation_id = "list_widgets",
+    summary = "List widgets (public)",
+    params(WidgetQuery),
+    responses((status = 200, description = "a page of widgets", body = List<Widget>), (status = 400)),
+)]
 pub async fn list(
     state: AppState,
     ApiQuery(query): ApiQuery<WidgetQuery>,
@@ -70,6 +86,12 @@ pub async fn list(
     .await
 }
 
+#[utoipa::path(
+    get, path = "/api/widgets/{id}", tag = "catalogue", operation_id = "get_widget",
+    summary = "One widget (public)",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the widget", body = Widget), (status = 400), (status = 404)),
+)]
 pub async fn get(state: AppState, Id(id): Id) -> ApiResult<Json<Widget>> {
     let client = state.shared.get().await?;
     let statement = client.prepare_cached(SELECT_ONE).await?;
@@ -80,19 +102,28 @@ pub async fn get(state: AppState, Id(id): Id) -> ApiResult<Json<Widget>> {
     Ok(Json(Widget::from_plain_row(&row)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWidget {
     name: String,
     #[serde(default)]
     description: String,
     #[serde(default)]
+    #[schema(minimum = 0)]
     inventory_level: i32,
+    #[schema(minimum = 0)]
     price_cents: i64,
+    /// Empty, an http(s):// address with a host, or a path on this site (/images/x.png).
     #[serde(default)]
     image: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/widgets", tag = "catalogue", operation_id = "create_widget",
+    summary = "Add a widget (admin)", security(("bearer" = [])),
+    request_body = NewWidget,
+    responses((status = 201, description = "the new widget", body = Widget)),
+)]
 pub async fn create(
     state: AppState,
     user: AuthUser,
@@ -133,19 +164,30 @@ pub async fn create(
 const MAX_INVENTORY_DELTA: i32 = 1_000_000;
 
 /// Fields left out (or null) keep their value.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetChanges {
     name: Option<String>,
     description: Option<String>,
+    #[schema(minimum = 0)]
     inventory_level: Option<i32>,
-    /// Added to the stock as the database has it at that moment (restocking), so orders placed
-    /// meanwhile are not overwritten as a read-then-set would.
+    /// Added to the stock as it is at that moment (not with inventory_level); a result below 0
+    /// is refused. Orders placed meanwhile are not overwritten as a read-then-set would.
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
     inventory_delta: Option<i32>,
+    #[schema(minimum = 0)]
     price_cents: Option<i64>,
+    /// Empty, an http(s):// address with a host, or a path on this site (/images/x.png).
     image: Option<String>,
 }
 
+#[utoipa::path(
+    patch, path = "/api/widgets/{id}", tag = "catalogue", operation_id = "update_widget",
+    summary = "Change a widget's fields (admin)", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    request_body = WidgetChanges,
+    responses((status = 200, description = "the widget", body = Widget), (status = 404)),
+)]
 pub async fn update(
     state: AppState,
     user: AuthUser,
@@ -215,6 +257,12 @@ pub async fn update(
     Ok(Json(Widget::from_plain_row(&row)?))
 }
 
+#[utoipa::path(
+    delete, path = "/api/widgets/{id}", tag = "catalogue", operation_id = "delete_widget",
+    summary = "Delete a widget that has no orders (admin)", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "deleted"), (status = 400), (status = 404), (status = 409)),
+)]
 pub async fn delete(state: AppState, user: AuthUser, Id(id): Id) -> ApiResult<StatusCode> {
     user.require_admin("deleting widgets")?;
     let client = state.pool.get().await?;
