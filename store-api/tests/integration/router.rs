@@ -116,6 +116,15 @@ async fn three() -> (Tenant, Tenant, Tenant) {
     )
 }
 
+/// A tenants file serving a, b and c as a.example, b.example and c.example with admin DSNs.
+fn admin_hosts(a: &Tenant, b: &Tenant, c: &Tenant) -> String {
+    tenants_json(&[
+        ("a.example", a, "admin"),
+        ("b.example", b, "admin"),
+        ("c.example", c, "admin"),
+    ])
+}
+
 /// Nothing a client of one host is told names another host, a database or a login.
 fn assert_reveals_nothing(reply: &Reply, tenants: &[&Tenant]) {
     for tenant in tenants {
@@ -269,11 +278,7 @@ async fn tokens_throttles_pools_and_metrics_belong_to_one_tenant() {
     for tenant in [&a, &b, &c] {
         tenant.add_user("same@example.com", "admin").await;
     }
-    let file = tenants_json(&[
-        ("a.example", &a, "admin"),
-        ("b.example", &b, "admin"),
-        ("c.example", &c, "admin"),
-    ]);
+    let file = admin_hosts(&a, &b, &c);
     let router = Router::start(&file, &[("SIGNIN_FAILURES_PER_EMAIL", "3")]).await;
 
     let login = router
@@ -554,11 +559,7 @@ async fn token_listeners_hold_places_in_the_budget_and_close_with_their_tenant()
     for tenant in [&a, &b, &c] {
         tenant.add_user("admin@example.com", "admin").await;
     }
-    let file = tenants_json(&[
-        ("a.example", &a, "admin"),
-        ("b.example", &b, "admin"),
-        ("c.example", &c, "admin"),
-    ]);
+    let file = admin_hosts(&a, &b, &c);
     // Room for one tenant's pool (2) and listener, and a little of another's.
     let router = Router::start(
         &file,
@@ -653,11 +654,7 @@ async fn token_listeners_hold_places_in_the_budget_and_close_with_their_tenant()
 async fn reloads_swap_the_map_without_dropping_requests_in_flight() {
     let (a, b, c) = three().await;
     a.add_user("admin@example.com", "admin").await;
-    let file = tenants_json(&[
-        ("a.example", &a, "admin"),
-        ("b.example", &b, "admin"),
-        ("c.example", &c, "admin"),
-    ]);
+    let file = admin_hosts(&a, &b, &c);
     let router = Router::start(&file, &[]).await;
     let token = router
         .login("a.example", "admin@example.com", PASSWORD)

@@ -63,6 +63,17 @@ async fn warm(app: &App, path: &str, token: &str) {
 }
 
 /// Asks `app` until it answers `status`; how long after `since` that was.
+/// Logs `token` out on A; B, asked for `path`, must refuse it within [`PROMPT`].
+async fn logout_reaches_b(pair: &Pair, path: &str, token: &str) {
+    let out = pair.a.post("/api/logout", Some(token), json!({})).await;
+    assert_eq!(out.status, 204, "{}", out.text);
+    let took = refused(&pair.b, path, token, 401, Instant::now()).await;
+    assert!(
+        took < PROMPT,
+        "B accepted the logged-out token for {took:?}"
+    );
+}
+
 async fn refused(app: &App, path: &str, token: &str, status: u16, since: Instant) -> Duration {
     loop {
         let reply = app.get(path, Some(token)).await;
@@ -85,13 +96,7 @@ async fn a_logout_on_one_instance_ends_the_token_on_another_at_once() {
     listening(&pair.b, &token).await;
     warm(&pair.b, "/api/statuses", &token).await;
 
-    let out = pair.a.post("/api/logout", Some(&token), json!({})).await;
-    assert_eq!(out.status, 204, "{}", out.text);
-    let took = refused(&pair.b, "/api/statuses", &token, 401, Instant::now()).await;
-    assert!(
-        took < PROMPT,
-        "B accepted the logged-out token for {took:?}"
-    );
+    logout_reaches_b(&pair, "/api/statuses", &token).await;
     pair.stop().await;
 }
 
@@ -208,13 +213,7 @@ async fn whatever_a_login_sends_on_the_channel_only_makes_tokens_be_asked_again(
         ) >= 14,
         "{metrics}"
     );
-    let out = pair.a.post("/api/logout", Some(&token), json!({})).await;
-    assert_eq!(out.status, 204, "{}", out.text);
-    let took = refused(&pair.b, "/api/users", &token, 401, Instant::now()).await;
-    assert!(
-        took < PROMPT,
-        "B accepted the logged-out token for {took:?}"
-    );
+    logout_reaches_b(&pair, "/api/users", &token).await;
     pair.stop().await;
 }
 
@@ -252,13 +251,7 @@ async fn a_lost_listener_clears_the_cache_and_comes_back() {
 
     // And the new session evicts as the first did.
     warm(&pair.b, "/api/statuses", &token).await;
-    let out = pair.a.post("/api/logout", Some(&token), json!({})).await;
-    assert_eq!(out.status, 204, "{}", out.text);
-    let took = refused(&pair.b, "/api/statuses", &token, 401, Instant::now()).await;
-    assert!(
-        took < PROMPT,
-        "B accepted the logged-out token for {took:?}"
-    );
+    logout_reaches_b(&pair, "/api/statuses", &token).await;
     pair.stop().await;
 }
 
