@@ -22,7 +22,8 @@
 # same figures of the one-tenant run. BENCH_ROUTER_TENANTS=0 skips it.
 #
 # Knobs: BENCH_CONNECTIONS (8: wrk connections, store-api pool size, pgbench clients), BENCH_SECONDS (10 per
-# run), BENCH_WIDGETS (1000), BENCH_CUSTOMERS (1000), BENCH_LOG_LEVEL (warn), BENCH_ROUTER_TENANTS (100),
+# run), BENCH_WIDGETS (1000), BENCH_CUSTOMERS (1000), BENCH_ORDERS (10000: the order history the tenant starts
+# with), BENCH_LOG_LEVEL (warn), BENCH_ROUTER_TENANTS (100),
 # BENCH_ROUTER_DB_MAX (tenants + 16, at most 300: the router's DB_MAX_CONNECTIONS; the test server allows
 # 400), PG_BINDIR (newest /usr/lib/postgresql/*/bin), CARGO_TARGET_DIR. BENCH_KEEP=1 keeps the working
 # directory.
@@ -34,6 +35,7 @@ CONNECTIONS="${BENCH_CONNECTIONS:-8}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 WIDGETS="${BENCH_WIDGETS:-1000}"
 CUSTOMERS="${BENCH_CUSTOMERS:-1000}"
+HISTORY_ORDERS="${BENCH_ORDERS:-10000}"
 CARGO="${CARGO:-cargo}"
 LOG_LEVEL_API="${BENCH_LOG_LEVEL:-warn}"
 ROUTER_TENANTS="${BENCH_ROUTER_TENANTS:-100}"
@@ -107,8 +109,8 @@ grep -q '^export PGSSLMODE=' "$work/pg.env" || die "testpg printed no PG* settin
 # shellcheck disable=SC1091 # generated at run time
 . "$work/pg.env"
 
-say "provisioning a tenant and seeding $WIDGETS widgets, $CUSTOMERS customers"
-"$SETUP" "$work" "$WIDGETS" "$CUSTOMERS" >"$work/bench.env"
+say "provisioning a tenant and seeding $WIDGETS widgets, $CUSTOMERS customers, $HISTORY_ORDERS orders"
+"$SETUP" "$work" "$WIDGETS" "$CUSTOMERS" "$HISTORY_ORDERS" >"$work/bench.env"
 # shellcheck disable=SC1091 # generated at run time
 . "$work/bench.env"
 
@@ -258,8 +260,8 @@ fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-printf '\nstore-api vs pgbench: %s connections, %ss per run, %s widgets, %s customers, %s cores\n' \
-    "$CONNECTIONS" "$SECONDS_PER_RUN" "$WIDGETS" "$CUSTOMERS" "$(nproc)"
+printf '\nstore-api vs pgbench: %s connections, %ss per run, %s widgets, %s customers, %s orders before the runs, %s cores\n' \
+    "$CONNECTIONS" "$SECONDS_PER_RUN" "$WIDGETS" "$CUSTOMERS" "$HISTORY_ORDERS" "$(nproc)"
 printf '%-32s %10s %9s %9s %8s\n' "workload" "req/s" "p50 ms" "p99 ms" "errors"
 printf '%-32s %10s %9s %9s %8s\n' "GET /api/widgets/{id}" "${api_reads[@]}"
 printf '%-32s %10s %9s %9s %8s\n' "pgbench: same SELECT" "${pg_reads[@]}"

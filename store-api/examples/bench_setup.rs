@@ -83,10 +83,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let out_dir = PathBuf::from(
         args.next()
-            .ok_or("usage: bench_setup OUT_DIR [WIDGETS] [CUSTOMERS]")?,
+            .ok_or("usage: bench_setup OUT_DIR [WIDGETS] [CUSTOMERS] [ORDERS]")?,
     );
     let widgets: i64 = args.next().map_or(Ok(1000), |v| v.parse())?;
     let customers: i64 = args.next().map_or(Ok(1000), |v| v.parse())?;
+    let orders: i64 = args.next().map_or(Ok(10_000), |v| v.parse())?;
 
     let (admin_config, host, port) = bench_support::admin_config()?;
     let server = Server::without_tls(admin_config.clone());
@@ -134,6 +135,27 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "INSERT INTO public.tokens (user_id, name, email, token_hash, expiry) \
              VALUES ($1, 'Bench Admin', 'bench@example.com', $2, now() + interval '1 day')",
             &[&user_id, &&hash[..]],
+        )
+        .await?;
+    // A shop with a history of orders, as any shop has. Against empty tables, the foreign-key
+    // checks a session's first orders plan (cached for the session's life) scan the payments and
+    // orders tables, and every order after costs more as they grow: the pool store-api opens first
+    // would pay for it and pgbench's later sessions would not.
+    tenant
+        .execute(
+            "WITH t AS (INSERT INTO public.transactions (amount_cents, currency, last_four, \
+                 bank_return_code, expiry_month, expiry_year, payment_intent, payment_method, \
+                 transaction_status_id) \
+             SELECT $4, 'USD', '4242', '00', 12, 2030, 'pi_history', 'card', \
+                 (SELECT id FROM public.transaction_statuses WHERE name = 'Cleared') \
+             FROM generate_series(1, $1::bigint) RETURNING id, amount_cents) \
+             INSERT INTO public.orders (widget_id, transaction_id, status_id, customer_id, \
+                 quantity, amount_cents) \
+             SELECT 1 + t.id % $2::bigint, t.id, \
+                 (SELECT id FROM public.statuses WHERE name = 'Cleared'), \
+                 1 + t.id % $3::bigint, 1, t.amount_cents \
+             FROM t",
+            &[&orders, &widgets, &customers, &PRICE_CENTS],
         )
         .await?;
     tenant.batch_execute("VACUUM ANALYZE").await?;
