@@ -131,6 +131,7 @@ impl AppState {
             config.request_timeout,
             process.budget.clone(),
             key.clone(),
+            config.db_max_lifetime,
         )?;
         let tenant = Arc::new(spec.name);
         let tokens = Arc::new(TokenCache::new(config.token_cache));
@@ -143,7 +144,11 @@ impl AppState {
             tenant: tenant.clone(),
         });
         Ok(AppState(Arc::new(Shared {
-            shared: Arc::new(SharedClients::new(pool.clone(), config.shared_connections)),
+            shared: Arc::new(SharedClients::new(
+                pool.clone(),
+                config.shared_connections,
+                config.db_max_lifetime,
+            )),
             pool,
             tenant,
             key,

@@ -97,8 +97,15 @@ pub fn user(args: &[String]) -> Result<String, CliError> {
         .map_err(|error| CliError::Failed(format!("starting a runtime: {error}")))?;
     runtime.block_on(async {
         let budget = std::sync::Arc::new(crate::budget::Budget::new(1));
-        let pool = crate::db::build_pool(&database, 1, Duration::from_secs(30), budget, "-".into())
-            .map_err(|error| CliError::Failed(error.to_string()))?;
+        let pool = crate::db::build_pool(
+            &database,
+            1,
+            Duration::from_secs(30),
+            budget,
+            "-".into(),
+            None,
+        )
+        .map_err(|error| CliError::Failed(error.to_string()))?;
         // Connect before asking Argon2 for work, so a wrong DSN fails at once.
         drop(pool.get().await.map_err(|error| {
             CliError::Failed(format!(

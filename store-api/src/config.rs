@@ -35,6 +35,7 @@ pub const WORKER_THREADS: &str = "WORKER_THREADS";
 pub const TENANTS_FILE: &str = "TENANTS_FILE";
 pub const DB_MAX_CONNECTIONS: &str = "DB_MAX_CONNECTIONS";
 pub const DB_IDLE_TIMEOUT_SECS: &str = "DB_IDLE_TIMEOUT_SECS";
+pub const DB_MAX_LIFETIME_SECS: &str = "DB_MAX_LIFETIME_SECS";
 
 pub const DEFAULT_PORT: u16 = 4001;
 const DEFAULT_POOL_SIZE: usize = 16;
@@ -55,6 +56,11 @@ const DEFAULT_SHARED_CONNECTIONS: usize = 1;
 /// A cached token is re-read after this at the latest: a logout on another instance takes
 /// effect within it. Never more than a second (the API's promise).
 pub const MAX_TOKEN_CACHE: Duration = Duration::from_secs(1);
+/// A database connection is replaced once it is this old (`DB_MAX_LIFETIME_SECS`). PostgreSQL
+/// keeps what a session planned (foreign-key checks among it) and cached for the session's life;
+/// planned against the empty tables of a new tenant, those plans scan tables that have since
+/// grown, until an `ANALYZE` happens to invalidate them.
+const DEFAULT_DB_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// Database connections a router holds at most across tenants: PostgreSQL's own default
 /// `max_connections`, less a few for its superusers and the operator.
 const DEFAULT_DB_MAX_CONNECTIONS: usize = 90;
@@ -210,6 +216,8 @@ pub struct Config {
     pub db_max_connections: usize,
     /// `DB_IDLE_TIMEOUT_SECS`.
     pub db_idle_timeout: Duration,
+    /// `DB_MAX_LIFETIME_SECS`; `None` (0): connections are kept until they break or idle out.
+    pub db_max_lifetime: Option<Duration>,
     pub host: IpAddr,
     pub port: u16,
     /// `TENANT_NAME`; without it, the name the provider recorded for the tenant is read from the
@@ -514,6 +522,14 @@ impl Config {
             1.0,
             86_400.0,
         )?;
+        let db_max_lifetime = Some(seconds(
+            &get,
+            DB_MAX_LIFETIME_SECS,
+            DEFAULT_DB_MAX_LIFETIME,
+            0.0,
+            604_800.0,
+        )?)
+        .filter(|lifetime| !lifetime.is_zero());
         let worker_threads = match get(WORKER_THREADS) {
             None => default_worker_threads(),
             Some(value) => number(WORKER_THREADS, &value, 1, 256)? as usize,
@@ -526,6 +542,7 @@ impl Config {
             allow_cleartext_password,
             db_max_connections,
             db_idle_timeout,
+            db_max_lifetime,
             host,
             port,
             tenant_name,
@@ -935,6 +952,24 @@ mod tests {
         let limits = config.connection_limits();
         assert!((1..=DEFAULT_MAX_CONNECTIONS).contains(&limits.max_connections));
         assert!(open_file_limit().is_some());
+        assert_eq!(config.db_max_lifetime, Some(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn connection_lifetime_is_seconds_or_zero_for_none() {
+        let with = |value: &str| config(&[(DATABASE_DSN, KV), (DB_MAX_LIFETIME_SECS, value)]);
+        assert_eq!(with("0").unwrap().db_max_lifetime, None);
+        assert_eq!(
+            with("90").unwrap().db_max_lifetime,
+            Some(Duration::from_secs(90))
+        );
+        for bad in ["-1", "forever", "604801"] {
+            let error = with(bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with("DB_MAX_LIFETIME_SECS is invalid") && error.contains("seconds"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{
-    ClientWrapper, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
+    RecyclingMethod, Runtime,
 };
 use tokio_postgres::error::SqlState;
 use usualstore_pgtls::Connector;
@@ -39,6 +40,7 @@ pub fn build_pool(
     request_timeout: Duration,
     budget: Arc<Budget>,
     tenant: Arc<str>,
+    max_lifetime: Option<Duration>,
 ) -> Result<Pool, PoolBuildError> {
     let manager_config = ManagerConfig {
         // Fast: a closed connection (server restarted) is discarded on checkout without a round
@@ -57,7 +59,20 @@ pub fn build_pool(
         .get_connect_timeout()
         .copied()
         .unwrap_or(Duration::from_secs(5));
-    Pool::builder(manager)
+    let mut builder = Pool::builder(manager);
+    if let Some(lifetime) = max_lifetime {
+        // A connection that has lived its time is closed when it comes back to be reused, and
+        // the pool opens a new one in its place.
+        builder = builder.pre_recycle(Hook::sync_fn(move |_, metrics| {
+            if metrics.age() >= lifetime {
+                return Err(HookError::message(
+                    "connection reached DB_MAX_LIFETIME_SECS",
+                ));
+            }
+            Ok(())
+        }));
+    }
+    builder
         .max_size(size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_WAIT.min(request_timeout)))
@@ -86,14 +101,18 @@ pub struct SharedClients {
     /// always possible.
     active: AtomicUsize,
     next: AtomicUsize,
+    /// A shared connection this old is let go for a fresh one, like the pool's (which then
+    /// closes it).
+    max_lifetime: Option<Duration>,
 }
 
 impl SharedClients {
-    pub fn new(pool: Pool, count: usize) -> SharedClients {
+    pub fn new(pool: Pool, count: usize, max_lifetime: Option<Duration>) -> SharedClients {
         let shared = SharedClients {
             slots: (0..count).map(|_| Mutex::new(None)).collect(),
             active: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
+            max_lifetime,
             pool,
         };
         shared.fit();
@@ -130,20 +149,30 @@ impl SharedClients {
             return Ok(Conn::Own(Box::new(self.pool.get().await?)));
         }
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % active];
-        if let Some(client) = lock(slot).as_ref().filter(|client| !client.is_closed()) {
+        if let Some(client) = lock(slot).as_ref().filter(|client| self.usable(client)) {
             return Ok(Conn::Shared(client.clone()));
         }
-        // Empty or broken (the server restarted): a fresh one from the pool. Should two requests
-        // race here, one keeps its connection for this statement only and the pool gets it back.
+        // Empty, broken (the server restarted) or old: a fresh one from the pool. Should two
+        // requests race here, one keeps its connection for this statement only and the pool gets
+        // it back.
         let fresh = Arc::new(self.pool.get().await?);
         let mut slot = lock(slot);
-        match slot.as_ref().filter(|client| !client.is_closed()) {
+        match slot.as_ref().filter(|client| self.usable(client)) {
             Some(client) => Ok(Conn::Shared(client.clone())),
             None => {
                 *slot = Some(fresh.clone());
                 Ok(Conn::Shared(fresh))
             }
         }
+    }
+}
+
+impl SharedClients {
+    fn usable(&self, client: &Object) -> bool {
+        !client.is_closed()
+            && self
+                .max_lifetime
+                .is_none_or(|lifetime| Object::metrics(client).age() < lifetime)
     }
 }
 

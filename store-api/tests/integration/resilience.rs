@@ -179,3 +179,71 @@ async fn a_blocked_request_ends_at_the_timeout() {
     app.stop().await;
     shop.app.stop().await;
 }
+
+/// Whether every store-api session that ran a statement after `since` was opened after `since`,
+/// and how many ran one.
+async fn sessions_used_after(tenant: &Tenant, since: &str) -> (bool, i64) {
+    let row = tenant
+        .superuser()
+        .await
+        .query_one(
+            "SELECT coalesce(bool_and(backend_start > $1::text::timestamptz), true), count(*) \
+             FROM pg_catalog.pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'store-api' \
+               AND query_start > $1::text::timestamptz",
+            &[&since],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Reads on the shared connection and a list on a connection of its own.
+async fn read_a_little(app: &App, path: &str) {
+    for _ in 0..4 {
+        assert_eq!(app.get(path, None).await.status, 200);
+        assert_eq!(app.get("/api/widgets", None).await.status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_replaced_once_they_reach_their_lifetime() {
+    let tenant = Tenant::create("lifetime").await;
+    let widget: i64 = tenant
+        .superuser()
+        .await
+        .query_one(
+            "INSERT INTO public.widgets (name, price_cents, inventory_level) \
+             VALUES ('Aged', 1, 1) RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let path = format!("/api/widgets/{widget}");
+    for (lifetime, replaced) in [("0.5", true), ("0", false)] {
+        let app = App::start(config(
+            &tenant.dsn("customer", "disable"),
+            &tenant.name,
+            &[("DB_MAX_LIFETIME_SECS", lifetime)],
+        ))
+        .await;
+        read_a_little(&app, &path).await;
+        let since: String = tenant
+            .superuser()
+            .await
+            .query_one("SELECT now()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        read_a_little(&app, &path).await;
+        let (all_new, used) = sessions_used_after(&tenant, &since).await;
+        assert!(used >= 2, "lifetime {lifetime}: {used} sessions used");
+        assert_eq!(
+            all_new, replaced,
+            "lifetime {lifetime}: the sessions used after the wait were new: {all_new}"
+        );
+        app.stop().await;
+    }
+}
