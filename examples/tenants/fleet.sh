@@ -34,8 +34,9 @@
 # Ctrl-C (SIGINT or SIGTERM): no new customer starts; the running ones finish and the summary is
 # printed. A second Ctrl-C passes the interrupt on to the running terraform processes, which stop as
 # on their own Ctrl-C: the resource change in flight finishes (a migration runs to its end), no other
-# starts, and the customer is reported failed. A third makes them exit at once (Terraform warns that
-# data may be lost; a migration cut off that way is rolled back); the summary is printed either way.
+# starts, and the customer is reported failed ("execution halted") though that change was made. A third
+# makes them exit at once (Terraform warns that data may be lost; a migration cut off that way is rolled
+# back); the summary is printed either way, and a re-run continues.
 #
 # Environment: TERRAFORM (default terraform); PG* for the server, as the provider reads them;
 # FLEET_RUNS_DIR; USUALSTORE_LOCK_TIMEOUT (default 60s, a customer's state lock held by someone else).
