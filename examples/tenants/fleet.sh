@@ -32,7 +32,11 @@
 #
 # One fleet run at a time: a second one is refused (lock file .fleet.lock, held while the run lasts).
 # Ctrl-C (SIGINT or SIGTERM): no new customer starts; the running ones finish and the summary is
-# printed. A second Ctrl-C passes the interrupt on to the running terraform processes.
+# printed. A second Ctrl-C passes the interrupt on to the running terraform processes, which stop as
+# on their own Ctrl-C: the resource change in flight finishes (a migration runs to its end), no other
+# starts, and the customer is reported failed ("execution halted") though that change was made. A third
+# makes them exit at once (Terraform warns that data may be lost; a migration cut off that way is rolled
+# back); the summary is printed either way, and a re-run continues.
 #
 # Environment: TERRAFORM (default terraform); PG* for the server, as the provider reads them;
 # FLEET_RUNS_DIR; USUALSTORE_LOCK_TIMEOUT (default 60s, a customer's state lock held by someone else).
@@ -376,17 +380,24 @@ interrupted=false
 stop_reason=""
 declare -A outcome=() # customer -> status
 
+# The first Ctrl-C stops new starts; every later one goes on to the running terraform processes, as
+# Ctrl-C on their own terminal would: Terraform's first interrupt stops it gracefully (the resource
+# change in flight finishes), its second makes it exit at once.
+# Every return says 0: a bare `return` in a trap handler returns the status of the command the signal
+# interrupted (`wait`, 130), and set -e would end fleet.sh itself, without its summary.
 # shellcheck disable=SC2317 # called by the trap
 on_signal() {
-    if $stopping && $interrupted; then
-        return
-    fi
     if $stopping; then
+        ((${#running[@]} > 0)) || return 0
+        if $interrupted; then
+            say "interrupting the ${#running[@]} running terraform command(s) again: Terraform exits at once"
+        else
+            say "interrupting the ${#running[@]} running terraform command(s): the changes in flight finish (Ctrl-C again makes Terraform exit at once)"
+        fi
         interrupted=true
-        say "interrupting the ${#running[@]} running terraform command(s)"
         local pid
         for pid in "${!running[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
-        return
+        return 0
     fi
     stopping=true
     stop_reason="interrupted by a signal"

@@ -6,14 +6,18 @@
 //! converged) and `plan` exits 0. A connection limit changed on the server shows as drift. Then a rollout of one new migration (the test hook standing in for
 //! a provider release): `plan` shows schema version N -> N+1 for everyone and exits 2, `apply
 //! --from-plan` applies exactly those saved plans, and applying them a second time is refused as
-//! stale. Ctrl-C during an apply lets the running customer finish and starts no other; a second fleet
-//! run while one holds the lock is refused; bad input is named; and no password or DSN appears in any
+//! stale. Ctrl-C during an apply lets the running customer finish and starts no other; the next
+//! Ctrl-Cs reach the running terraform (a graceful stop, then an exit at once), and fleet.sh still
+//! ends with its summary and leaves nothing locked; a second fleet run while one holds the lock is
+//! refused; bad input is named; and no password or DSN appears in any
 //! log or summary of any run.
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,8 @@ const THIRD: &str = "corner_shop";
 const CUSTOMERS: [&str; 3] = [CANARY, BROKEN, THIRD];
 /// anchor_shop's admin has a chosen password, so its secrets file must reach every plan.
 const CHOSEN_PASSWORD: &str = "Fleet 'chosen' $pass \\ word";
+/// How long the held migration sleeps: far longer than fleet.sh may take to end after the last Ctrl-C.
+const HELD_MIGRATION_SECS: u64 = 30;
 
 /// The summary of one fleet.sh run, from `--json` (stdout) and its exit status.
 struct Run {
@@ -443,49 +449,14 @@ impl Fleet {
             "SELECT pg_sleep(3);\nCREATE TABLE public.fleet_slow (id bigint);\n",
         )
         .expect("write the migration");
-        let mut command = self.command("./fleet.sh", &["apply", "--json"]);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let started = Instant::now();
-        let child = command.spawn().expect("start fleet.sh");
-        let group = child.id();
+        let fleet = Interruptible::start(
+            self.command("./fleet.sh", &["apply", "--json"]),
+            "fleet.sh apply --json (Ctrl-C)",
+        );
         // Wait until the canary's migration is running on the server.
-        let server = Db::with_config(self.cluster.config("postgres"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let sleeping: i64 = server
-                .query_one(
-                    "SELECT count(*) FROM pg_catalog.pg_stat_activity \
-                     WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_catalog.pg_backend_pid()",
-                    &[],
-                )
-                .get(0);
-            if sleeping > 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the slow migration never started"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-        let kill = Command::new("kill")
-            .args(["-INT", "--", &format!("-{group}")])
-            .status()
-            .expect("kill");
-        assert!(kill.success(), "could not signal fleet.sh's process group");
-        let finished = child.wait_with_output().expect("wait for fleet.sh");
-        let output = Output {
-            command: "fleet.sh apply --json (Ctrl-C)".to_owned(),
-            code: finished.status.code(),
-            timed_out: false,
-            elapsed: started.elapsed(),
-            stdout: String::from_utf8_lossy(&finished.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&finished.stderr).into_owned(),
-        };
+        self.wait_for_migration_sleeping(CANARY);
+        fleet.ctrl_c();
+        let output = fleet.finish(default_timeout());
         let run = self.run(output);
         assert_eq!(run.output.code, Some(1), "{}", run.output);
         assert_eq!(
@@ -517,6 +488,155 @@ impl Fleet {
                 ),
                 "{customer}: the versions of the state before and after the apply"
             );
+        }
+    }
+
+    /// Whether a session in DATABASE other than this test's sleeps in pg_sleep (a slow migration).
+    fn migration_sleeping(&self, database: &str) -> bool {
+        Db::with_config(self.cluster.config("postgres"))
+            .query_one(
+                "SELECT count(*) FROM pg_catalog.pg_stat_activity \
+                 WHERE datname = $1 AND wait_event = 'PgSleep' \
+                 AND pid <> pg_catalog.pg_backend_pid()",
+                &[&database],
+            )
+            .get::<_, i64>(0)
+            > 0
+    }
+
+    fn wait_for_migration_sleeping(&self, database: &str) {
+        wait_until(
+            Duration::from_secs(60),
+            || self.migration_sleeping(database),
+            || format!("no slow migration started in {database}"),
+        );
+    }
+
+    /// Ctrl-C three times while the canary's migration runs, as a terminal would send it to fleet.sh:
+    /// the first stops new starts; the second is passed on to the running terraform, whose graceful
+    /// stop lets the provider finish the database change in flight; the third is passed on too, and
+    /// Terraform, interrupted twice, exits at once. fleet.sh still ends with its summary, the state is
+    /// not left locked, and the next runs converge every customer.
+    fn further_ctrl_c_are_passed_on_to_the_running_terraform(&mut self) {
+        let dir = self
+            .extra_migrations
+            .clone()
+            .expect("the rollout step set the migrations directory");
+        let before = usualstore_schema::latest_version() + 2;
+        let held = before + 1;
+        // Far longer than the bounds below, but only while the marker table exists, so that the runs
+        // after this step, which apply the same migration, are not slowed.
+        fs::write(
+            dir.join(format!("{held:04}_held.sql")),
+            format!(
+                "SELECT pg_catalog.pg_sleep(CASE WHEN pg_catalog.to_regclass('public.fleet_hold') \
+                 IS NULL THEN 0 ELSE {HELD_MIGRATION_SECS} END);\n\
+                 CREATE TABLE public.fleet_held (id bigint);\n"
+            ),
+        )
+        .expect("write the migration");
+        let canary = Db::with_config(self.cluster.config(CANARY));
+        canary.batch("CREATE TABLE public.fleet_hold ()");
+
+        let mut fleet = Interruptible::start(
+            self.command("./fleet.sh", &["apply", "--json"]),
+            "fleet.sh apply --json (Ctrl-C three times)",
+        );
+        self.wait_for_migration_sleeping(CANARY);
+        let migration_started = Instant::now();
+        let apply_log = fleet.run_dir().join(CANARY).join("apply.log");
+        let message_bound = Duration::from_secs(10);
+
+        fleet.ctrl_c();
+        fleet.wait_for_message("stopping: no new customer starts", message_bound);
+
+        fleet.ctrl_c();
+        fleet.wait_for_message(
+            "interrupting the 1 running terraform command(s)",
+            message_bound,
+        );
+        wait_for_log(&apply_log, "Interrupt received", message_bound);
+        // Terraform stops gracefully: the provider finishes the operation in flight (StopProvider
+        // starts nothing new and cuts nothing short), so the migration is still running.
+        assert!(
+            self.migration_sleeping(CANARY),
+            "the migration in flight was cut short by the first interrupt Terraform got"
+        );
+        assert!(
+            fleet.running(),
+            "fleet.sh exited on the second Ctrl-C instead of waiting for terraform:\n{}",
+            fleet.stderr()
+        );
+
+        fleet.ctrl_c();
+        fleet.wait_for_message("Terraform exits at once", message_bound);
+        wait_for_log(&apply_log, "Two interrupts received", message_bound);
+        let output = fleet.finish(message_bound);
+        assert!(
+            migration_started.elapsed() < Duration::from_secs(HELD_MIGRATION_SECS) - message_bound,
+            "fleet.sh waited for the migration ({:.1?} since it started):\n{output}",
+            migration_started.elapsed()
+        );
+        let run = self.run(output);
+        assert_eq!(run.output.code, Some(1), "{}", run.output);
+        assert_eq!(
+            run.statuses(),
+            statuses(["failed", "not attempted", "not attempted"])
+        );
+        assert_eq!(run.summary["stopped"], "interrupted by a signal");
+        for needle in [
+            "failed (1): anchor_shop",
+            "not attempted (2): broken_shop corner_shop",
+        ] {
+            assert!(
+                run.output.stderr.contains(needle),
+                "{needle:?} is not in the summary:\n{}",
+                run.output
+            );
+        }
+
+        // The server runs the abandoned session's sleep to its end, then finds its client gone
+        // and rolls the migration back.
+        wait_until(
+            Duration::from_secs(HELD_MIGRATION_SECS + 30),
+            || !self.migration_sleeping(CANARY),
+            || "the interrupted migration's session never ended".to_owned(),
+        );
+        assert_eq!(
+            self.schema_version(CANARY),
+            before,
+            "the migration Terraform abandoned was committed"
+        );
+
+        // Not left locked: a plan reads every state, and with the marker gone an apply converges all.
+        canary.batch("DROP TABLE public.fleet_hold");
+        let plan = self.fleet(&["plan", "--parallel", "3"]);
+        assert_eq!(plan.output.code, Some(2), "{}", plan.output);
+        for customer in CUSTOMERS {
+            let row = plan.customer(customer);
+            assert_eq!(
+                (
+                    row["status"].as_str(),
+                    row["schema_before"].as_str(),
+                    row["schema_after"].as_str()
+                ),
+                (
+                    Some("changes"),
+                    Some(before.to_string().as_str()),
+                    Some(held.to_string().as_str())
+                ),
+                "{customer}:\n{}",
+                plan.output
+            );
+        }
+        let apply = self.fleet(&["apply", "--parallel", "3"]);
+        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["applied", "applied", "applied"])
+        );
+        for customer in CUSTOMERS {
+            assert_eq!(self.schema_version(customer), held, "{customer}");
         }
     }
 
@@ -612,6 +732,165 @@ impl Fleet {
     }
 }
 
+/// A fleet.sh run in the background, in a process group of its own as a terminal's foreground job
+/// is, so the test can press Ctrl-C (SIGINT to the group) and read what it says meanwhile.
+struct Interruptible {
+    child: Child,
+    command: String,
+    started: Instant,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+impl Interruptible {
+    fn start(mut command: Command, description: &str) -> Interruptible {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let started = Instant::now();
+        let mut child = command.spawn().expect("start fleet.sh");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("stdout"), Arc::clone(&stdout)),
+            collect(child.stderr.take().expect("stderr"), Arc::clone(&stderr)),
+        ];
+        Interruptible {
+            child,
+            command: description.to_owned(),
+            started,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// Ctrl-C on the terminal: SIGINT to fleet.sh's process group (its workers have sessions of
+    /// their own, so only fleet.sh itself gets it).
+    fn ctrl_c(&self) {
+        let kill = Command::new("kill")
+            .args(["-INT", "--", &format!("-{}", self.child.id())])
+            .status()
+            .expect("kill");
+        assert!(kill.success(), "could not signal fleet.sh's process group");
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr buffer")).into_owned()
+    }
+
+    /// Waits until fleet.sh has said NEEDLE on stderr.
+    fn wait_for_message(&self, needle: &str, timeout: Duration) {
+        wait_until(
+            timeout,
+            || self.stderr().contains(needle),
+            || {
+                format!(
+                    "fleet.sh did not say {needle:?}; it said:\n{}",
+                    self.stderr()
+                )
+            },
+        );
+    }
+
+    /// The run directory fleet.sh announced when it started ("...; run directory DIR").
+    fn run_dir(&self) -> PathBuf {
+        let stderr = self.stderr();
+        stderr
+            .lines()
+            .find_map(|line| {
+                line.split_once("; run directory ")
+                    .map(|(_, dir)| PathBuf::from(dir))
+            })
+            .unwrap_or_else(|| panic!("fleet.sh did not name its run directory:\n{stderr}"))
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().expect("look at fleet.sh").is_none()
+    }
+
+    /// Waits for fleet.sh to exit, at most TIMEOUT (then the group is killed and the test fails).
+    fn finish(mut self, timeout: Duration) -> Output {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait().expect("wait for fleet.sh") {
+                Some(status) => break status,
+                None if Instant::now() >= deadline => {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                        .status();
+                    panic!(
+                        "{} did not exit within {timeout:?} ({:.1?} since it started); it said:\n{}",
+                        self.command,
+                        self.started.elapsed(),
+                        self.stderr()
+                    );
+                }
+                None => thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let elapsed = self.started.elapsed();
+        for reader in self.readers.drain(..) {
+            reader.join().expect("pipe reader");
+        }
+        Output {
+            command: self.command.clone(),
+            code: status.code(),
+            timed_out: false,
+            elapsed,
+            stdout: String::from_utf8_lossy(&self.stdout.lock().expect("stdout buffer"))
+                .into_owned(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+/// Appends what PIPE carries to BUFFER as it comes, until its end.
+fn collect<R: Read + Send + 'static>(
+    mut pipe: R,
+    buffer: Arc<Mutex<Vec<u8>>>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buffer
+                .lock()
+                .expect("pipe buffer")
+                .extend_from_slice(&chunk[..n]);
+        }
+    })
+}
+
+/// Waits until the log file at PATH holds NEEDLE.
+fn wait_for_log(path: &Path, needle: &str, timeout: Duration) {
+    wait_until(
+        timeout,
+        || fs::read_to_string(path).is_ok_and(|log| log.contains(needle)),
+        || {
+            format!(
+                "{} does not say {needle:?}:\n{}",
+                path.display(),
+                fs::read_to_string(path).unwrap_or_default()
+            )
+        },
+    );
+}
+
+/// Polls CONDITION until it holds; past TIMEOUT fails with WHY's message.
+fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool, why: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "after {timeout:?}: {}", why());
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
         let path = entry.expect("entry").path();
@@ -633,6 +912,7 @@ fn fleet_rollout(terraform: &Terraform) {
     fleet.drift_is_reported_and_repaired();
     fleet.rollout_applies_exactly_the_saved_plans();
     fleet.ctrl_c_lets_the_running_one_finish_and_starts_no_other();
+    fleet.further_ctrl_c_are_passed_on_to_the_running_terraform();
     fleet.a_second_fleet_run_is_refused_and_bad_input_is_named();
     fleet.no_secret_in_any_log_or_summary();
     fleet.cluster.stop().expect("stop the server");
