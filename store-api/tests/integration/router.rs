@@ -106,6 +106,19 @@ impl Router {
     fn in_use(&self) -> usize {
         self.app.registry.process().budget.in_use()
     }
+
+    /// Waits, at most `limit`, until every tenant has given its connections back.
+    async fn wait_until_no_connections(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.in_use() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "connections still open: {}",
+                self.in_use()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 async fn three() -> (Tenant, Tenant, Tenant) {
@@ -533,15 +546,9 @@ async fn pools_fit_the_plan_and_idle_tenants_give_their_connections_back() {
         404
     );
     assert!(router.in_use() >= 1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while router.in_use() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "connections still open: {}",
-            router.in_use()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    router
+        .wait_until_no_connections(Duration::from_secs(10))
+        .await;
     // And the tenant is served again on its next request.
     assert_eq!(
         router
@@ -634,15 +641,9 @@ async fn token_listeners_hold_places_in_the_budget_and_close_with_their_tenant()
     assert!(budget.evicted() >= 1, "no tenant had to make room");
 
     // Idle tenants give every connection back, their listeners included.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while router.in_use() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "connections still open: {}",
-            router.in_use()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    router
+        .wait_until_no_connections(Duration::from_secs(15))
+        .await;
     for tenant in [&a, &b, &c] {
         assert!(!router.state_of(&tenant.name).listener.is_running());
     }
