@@ -30,8 +30,11 @@ pub struct Budget {
     max: usize,
     evict: OnceLock<Weak<dyn Evict>>,
     /// Permits that closed connections are about to give back: openers wait for those rather
-    /// than close more (several waiting at once would otherwise each close another tenant's).
+    /// than close more than they need.
     incoming: AtomicUsize,
+    /// Openers waiting for a permit: each needs one connection closed, so closes go on while
+    /// fewer are incoming than openers wait.
+    waiting: AtomicUsize,
     deciding: std::sync::Mutex<()>,
     /// Connections closed to make room for another tenant's, since the start.
     evicted: std::sync::atomic::AtomicU64,
@@ -46,6 +49,7 @@ impl Budget {
             max,
             evict: OnceLock::new(),
             incoming: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             deciding: std::sync::Mutex::new(()),
             evicted: std::sync::atomic::AtomicU64::new(0),
             warned: std::sync::Mutex::new(None),
@@ -74,16 +78,17 @@ impl Budget {
     /// A permit for one new connection of `tenant`, closing other tenants' idle connections if
     /// need be. Waits until one is free; the caller bounds the wait.
     pub async fn acquire(&self, tenant: &str) -> OwnedSemaphorePermit {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            self.arrived();
+            return permit;
+        }
+        let waiting = Waiting::new(&self.waiting);
         loop {
-            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-                self.arrived();
-                return permit;
-            }
             {
-                // One opener at a time decides: two looking at once would both see nothing
-                // incoming and each close a tenant.
+                // One opener at a time decides: two looking at once would both count the same
+                // incoming permit as theirs.
                 let _deciding = lock(&self.deciding);
-                if self.incoming.load(Ordering::Relaxed) == 0 {
+                if self.incoming.load(Ordering::Relaxed) < self.waiting.load(Ordering::Relaxed) {
                     let closed = self
                         .evict
                         .get()
@@ -100,6 +105,7 @@ impl Budget {
             // after the eviction; otherwise whoever closes first.
             match tokio::time::timeout(RETRY, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => {
+                    drop(waiting);
                     self.arrived();
                     return permit;
                 }
@@ -131,6 +137,22 @@ impl Budget {
     }
 }
 
+/// Counts an opener as waiting for as long as it lives (also when its request is abandoned).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
@@ -144,14 +166,61 @@ mod tests {
 
     use super::*;
 
-    /// Releases a held permit when asked to evict.
+    /// Releases a held permit when asked to evict, a millisecond later: a closed connection's
+    /// permit comes back when its task has ended, not at once.
     struct Holder(Mutex<Vec<OwnedSemaphorePermit>>);
 
     impl Evict for Holder {
         fn evict_one(&self, except: &str) -> usize {
-            assert_eq!(except, "b");
-            self.0.lock().unwrap().pop().map_or(0, |_| 1)
+            assert!(except.starts_with('b'), "{except}");
+            let Some(permit) = self.0.lock().unwrap().pop() else {
+                return 0;
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                drop(permit);
+            });
+            1
         }
+    }
+
+    fn full_budget_of_idle_connections(max: usize) -> (Budget, Arc<Holder>) {
+        let budget = Budget::new(max);
+        let held = (0..max)
+            .map(|_| budget.permits.clone().try_acquire_owned().unwrap())
+            .collect();
+        let holder = Arc::new(Holder(Mutex::new(held)));
+        let weak: Weak<dyn Evict> = Arc::downgrade(&(holder.clone() as Arc<dyn Evict>));
+        budget.set_evictor(weak);
+        (budget, holder)
+    }
+
+    /// Several tenants opening at once while the budget is full of others' idle connections:
+    /// each closes one for itself at once. (Waiting for one opener's close to serve them all
+    /// made each of the others sit out a whole retry round, 50 ms a connection.)
+    #[tokio::test(start_paused = true)]
+    async fn openers_arriving_together_each_close_one_at_once() {
+        let (budget, holder) = full_budget_of_idle_connections(4);
+        let budget = Arc::new(budget);
+        let started = tokio::time::Instant::now();
+        let openers: Vec<_> = (0..4)
+            .map(|n| {
+                let budget = budget.clone();
+                tokio::spawn(async move { budget.acquire(&format!("b{n}")).await })
+            })
+            .collect();
+        let mut permits = Vec::new();
+        for opener in openers {
+            permits.push(opener.await.unwrap());
+        }
+        assert!(
+            started.elapsed() < RETRY,
+            "an opener waited a retry round: {:?}",
+            started.elapsed()
+        );
+        assert!(holder.0.lock().unwrap().is_empty());
+        assert_eq!(budget.in_use(), 4);
+        assert_eq!(budget.evicted(), 4);
     }
 
     #[tokio::test]
@@ -166,6 +235,7 @@ mod tests {
         let b = tokio::time::timeout(Duration::from_secs(2), budget.acquire("b"))
             .await
             .expect("a permit after eviction");
+        tokio::task::yield_now().await;
         assert_eq!(budget.in_use(), 2);
         assert_eq!(holder.0.lock().unwrap().len(), 1);
         drop(b);

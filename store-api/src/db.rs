@@ -141,6 +141,16 @@ impl SharedClients {
         self.slots.iter().any(|slot| lock(slot).is_some())
     }
 
+    /// Whether a shared connection is held that no request is using: released, it goes back
+    /// to the pool at once and can be closed there.
+    pub fn holds_unused(&self) -> bool {
+        self.slots.iter().any(|slot| {
+            lock(slot)
+                .as_ref()
+                .is_some_and(|client| Arc::strong_count(client) == 1)
+        })
+    }
+
     /// A connection for one statement outside a transaction: a shared one, or one of its own
     /// when none is configured.
     pub async fn get(&self) -> Result<Conn, PoolError> {

@@ -364,8 +364,9 @@ fn build(
 
 impl Evict for Registry {
     /// Idle pooled connections first (a tenant's spare ones, which nobody is using); only when
-    /// there are none, the shared connection of the least recently used tenant, which that
-    /// tenant's next request will have to open again.
+    /// there are none, the unused shared connection of the least recently used tenant, which
+    /// that tenant's next request will have to open again; then a token listener alone; last, a
+    /// shared connection in use, let go so that it is closed as idle once its requests are done.
     fn evict_one(&self, except: &str) -> usize {
         let map = self.map();
         let others = || {
@@ -380,16 +381,22 @@ impl Evict for Registry {
             .min_by_key(used)
         {
             Some(state) => (state, state.close_idle_pooled(), "idle"),
-            None => match others().filter(|s| s.shared.holds_any()).min_by_key(used) {
+            None => match others()
+                .filter(|s| s.shared.holds_unused())
+                .min_by_key(used)
+            {
                 Some(state) => (state, state.close_idle(), "shared"),
-                // Last, a token listener alone: its tenant falls back to the cache's second
-                // until its next token look-up opens one again.
+                // A token listener alone: its tenant falls back to the cache's second until its
+                // next token look-up opens one again.
                 None => match others()
                     .filter(|s| s.listener.is_listening())
                     .min_by_key(used)
                 {
                     Some(state) => (state, state.listener.stop(), "token listener"),
-                    None => return 0,
+                    None => match others().filter(|s| s.shared.holds_any()).min_by_key(used) {
+                        Some(state) => (state, state.close_idle(), "shared, in use"),
+                        None => return 0,
+                    },
                 },
             },
         };
