@@ -191,8 +191,32 @@ pub fn render(
 }
 
 /// Whether an `Accept` header asks for OpenMetrics (Prometheus's scraper does, first).
+/// OpenMetrics is chosen when the header accepts it (`q` above 0) at least as much as text
+/// 0.0.4 (`text/plain`, `text/*` or `*/*`).
 pub fn wants_openmetrics(accept: Option<&str>) -> bool {
-    accept.is_some_and(|accept| accept.contains("application/openmetrics-text"))
+    let Some(accept) = accept else {
+        return false;
+    };
+    let mut openmetrics: Option<f32> = None;
+    let mut text: Option<f32> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        // RFC 9110: a missing or unreadable weight is 1; "q=0" means "not acceptable".
+        let q = parts
+            .filter_map(|param| param.split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .and_then(|(_, value)| value.trim().parse::<f32>().ok())
+            .filter(|q| q.is_finite())
+            .unwrap_or(1.0);
+        let best = match media.as_str() {
+            "application/openmetrics-text" => &mut openmetrics,
+            "text/plain" | "text/*" | "*/*" => &mut text,
+            _ => continue,
+        };
+        *best = Some(best.map_or(q, |seen| seen.max(q)));
+    }
+    openmetrics.is_some_and(|open| open > 0.0 && open >= text.unwrap_or(0.0))
 }
 
 /// Hand-written because the crate only writes OpenMetrics: in text 0.0.4 a counter's `# HELP`
@@ -672,5 +696,20 @@ mod tests {
         )));
         assert!(!wants_openmetrics(Some("text/plain")));
         assert!(!wants_openmetrics(None));
+        // What Prometheus 3 sends.
+        assert!(wants_openmetrics(Some(
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+             application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;q=0.4,\
+             text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        )));
+        // Refused, or preferred less than text.
+        assert!(!wants_openmetrics(Some(
+            "application/openmetrics-text;q=0, text/plain"
+        )));
+        assert!(!wants_openmetrics(Some(
+            "text/plain;q=0.9, Application/OpenMetrics-Text;q=0.5"
+        )));
+        assert!(!wants_openmetrics(Some("*/*")));
+        assert!(!wants_openmetrics(Some("application/openmetrics-textual")));
     }
 }
