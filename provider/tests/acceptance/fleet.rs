@@ -886,6 +886,55 @@ impl Fleet {
         }
     }
 
+    /// A migration that fails: the canary's apply fails and the rest are not attempted; the
+    /// version after is the one in the state, which the failure left as it was (not the plan's).
+    fn pg_backend_failed_apply_reports_the_version_in_the_state(&mut self) {
+        let dir = self
+            .extra_migrations
+            .clone()
+            .expect("the rollout step set the migrations directory");
+        let current = usualstore_schema::latest_version() + 1;
+        let failing = dir.join(format!("{:04}_fails.sql", current + 1));
+        fs::write(&failing, "SELECT 1 / 0;\n").expect("write the migration");
+        let apply = self.fleet(&["apply", "--max-failures", "1"]);
+        assert_eq!(apply.output.code, Some(1), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["failed", "not attempted", "not attempted"])
+        );
+        let canary = apply.customer(CANARY);
+        assert_eq!(
+            (
+                canary["schema_before"].as_str(),
+                canary["schema_after"].as_str()
+            ),
+            (
+                Some(current.to_string().as_str()),
+                Some(current.to_string().as_str())
+            ),
+            "{}",
+            apply.output
+        );
+        assert_eq!(self.schema_version(CANARY), current);
+        // Withdrawn, as a broken release would be. Terraform saved the outputs of the failed apply
+        // as planned (schema_version N+1 though the tenant stayed at N), so the canary has output
+        // changes to apply, nothing else; then everyone is converged again.
+        fs::remove_file(&failing).expect("remove the failing migration");
+        let apply = self.fleet(&["apply", "--parallel", "3"]);
+        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["applied", "unchanged", "unchanged"])
+        );
+        let canary = apply.customer(CANARY);
+        assert_eq!(
+            (&canary["add"], &canary["change"], &canary["destroy"]),
+            (&Value::from(0), &Value::from(0), &Value::from(0)),
+            "{}",
+            apply.output
+        );
+    }
+
     /// The pg backend locks a state with an advisory lock on its row: while the test holds the
     /// canary's, fleet.sh's terraform waits USUALSTORE_LOCK_TIMEOUT for it and then fails that
     /// customer alone; once the lock is let go the next plan goes through, and no fleet run leaves
@@ -1200,6 +1249,7 @@ fn fleet_in_pg_backend(terraform: &Terraform) {
     fleet.pg_backend_plan_and_apply_report_as_the_local_one();
     fleet.drift_is_reported_and_repaired();
     fleet.pg_backend_rollout_reports_the_versions_before_and_after();
+    fleet.pg_backend_failed_apply_reports_the_version_in_the_state();
     fleet.pg_backend_state_lock_is_honoured_and_released();
     fleet.no_secret_in_any_log_or_summary();
     fleet.cluster.stop().expect("stop the server");
