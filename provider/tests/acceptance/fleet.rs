@@ -138,6 +138,27 @@ impl Fleet {
             fleet.cluster.port()
         );
         fleet.operator.add_env("PG_CONN_STR", conn_str.clone());
+        if fleet.operator.terraform_version().starts_with("1.0.") {
+            // Terraform 1.0.3's pg backend does not read PG_CONN_STR: the operator initialises the
+            // directory once with the conn_str (Terraform keeps it in .terraform/), and fleet.sh
+            // finds the directory initialised.
+            let init = fleet.operator.terraform_at(
+                &fleet.operator.example(),
+                None,
+                &[
+                    "init",
+                    "-input=false",
+                    "-no-color",
+                    &format!("-backend-config=conn_str={conn_str}"),
+                ],
+            );
+            // Its stderr only: the command line holds the conn_str.
+            assert!(
+                init.success(),
+                "terraform init with the pg backend:\n{}",
+                init.stderr
+            );
+        }
         fleet.backend_conn_str = Some(conn_str);
         fleet
     }
@@ -1240,8 +1261,7 @@ fn fleet_rollout(terraform: &Terraform) {
 
 /// The customers' states in the pg backend: the same statuses and facts as with the local state
 /// files, the backend's lock honoured and released, no secret (PG_CONN_STR's password included)
-/// in any output. Terraform 1.11 only: 1.0.3's pg backend does not read PG_CONN_STR, its conn_str
-/// would have to be given to `terraform init` as -backend-config, which fleet.sh does not pass.
+/// in any output.
 fn fleet_in_pg_backend(terraform: &Terraform) {
     let started = Instant::now();
     let mut fleet = Fleet::three_customers_in_pg_backend(terraform);
@@ -1262,6 +1282,11 @@ fn fleet_in_pg_backend(terraform: &Terraform) {
 #[test]
 fn fleet_in_pg_backend_with_terraform_1_11() {
     crate::support::with_terraform(Terraform::v1_11, "1.11", fleet_in_pg_backend);
+}
+
+#[test]
+fn fleet_in_pg_backend_with_terraform_1_0() {
+    crate::support::with_terraform(Terraform::v1_0, "1.0.3", fleet_in_pg_backend);
 }
 
 #[test]
