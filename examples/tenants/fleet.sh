@@ -372,6 +372,7 @@ say "$command of ${#customers[@]} customer(s), $parallel at a time; run director
 # customer starts: workers only plan and apply.
 if [[ -z "$from_plan" ]]; then
     ensure_init -no-color || die "terraform init failed"
+    remember_workspaces || die "cannot list the workspaces of the backend"
     for key in "${customers[@]}"; do
         ensure_workspace "$key" || die "cannot create the workspace of customer '$key'"
     done
