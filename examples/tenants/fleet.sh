@@ -118,6 +118,14 @@ state_schema() {
         | tostring] | unique | join(",") | if . == "" then "-" else . end' "$state"
 }
 
+# shown_state_schema: as state_schema, for any backend: from `terraform show -json` of the customer's
+# current state (a terraform start, so only where the state file cannot be read). The JSON holds
+# sensitive values; only the versions leave the pipe.
+shown_state_schema() {
+    tf_customer "$customer" show -json | jq -r '[.. | objects | select(.type? == "usualstore_tenant")
+        | .values.schema_version | tostring] | unique | join(",") | if . == "" then "-" else . end'
+}
+
 # elapsed START: seconds since START (an $EPOCHREALTIME), one decimal.
 elapsed() {
     local now="$EPOCHREALTIME" us
@@ -215,7 +223,8 @@ worker() {
     apply_s="$(elapsed "$phase")"
     # Applied or not, this run's plan is spent; it holds the customer's passwords.
     [[ "$mode" == apply ]] && rm -f "$saved"
-    if after="$(state_schema)"; then
+    # The version after is the state's: the plan's is what was meant, not what a failed apply left.
+    if after="$(state_schema)" || after="$(shown_state_schema 2>>"$dir/show.log")"; then
         schema_after="$after"
     fi
     if ((code == 0)); then
@@ -363,6 +372,7 @@ say "$command of ${#customers[@]} customer(s), $parallel at a time; run director
 # customer starts: workers only plan and apply.
 if [[ -z "$from_plan" ]]; then
     ensure_init -no-color || die "terraform init failed"
+    remember_workspaces || die "cannot list the workspaces of the backend"
     for key in "${customers[@]}"; do
         ensure_workspace "$key" || die "cannot create the workspace of customer '$key'"
     done

@@ -70,18 +70,45 @@ needs_init() {
 }
 
 # workspace_exists KEY. With the local backend (no backend block: no .terraform/terraform.tfstate)
-# a workspace is a directory, which is much cheaper to look at than starting terraform.
+# a workspace is a directory, which is much cheaper to look at than starting terraform. With another
+# backend, its list of workspaces: the one remember_workspaces kept, when it was called.
 workspace_exists() {
+    local listed
     if [[ ! -f .terraform/terraform.tfstate ]]; then
         [[ -d "terraform.tfstate.d/$1" ]]
-    else
-        tf_default workspace list | sed 's/^[* ] *//' | grep -qxF "$1"
+        return
     fi
+    if [[ -v KNOWN_WORKSPACES ]]; then
+        listed="$KNOWN_WORKSPACES"
+    else
+        listed="$(list_workspaces)" || return 1
+    fi
+    # A match on the whole text rather than `grep -q` in a pipe: grep leaving at the first match
+    # would end the writer with SIGPIPE, which pipefail turns into "no such workspace".
+    [[ $'\n'"$listed"$'\n' == *$'\n'"$1"$'\n'* ]]
+}
+
+# list_workspaces: the backend's workspaces, one a line (without the mark of the selected one).
+list_workspaces() {
+    local listed
+    listed="$(tf_default workspace list)" || return 1
+    sed 's/^[* ] *//; /^$/d' <<<"$listed"
+}
+
+# remember_workspaces: with a backend other than the local one, lists its workspaces once for the
+# workspace_exists calls that follow: one terraform start for a whole fleet instead of one per
+# customer. ensure_workspace adds those it creates.
+remember_workspaces() {
+    [[ -f .terraform/terraform.tfstate ]] || return 0
+    KNOWN_WORKSPACES="$(list_workspaces)"
 }
 
 # ensure_workspace KEY: creates the customer's workspace (its own state) the first time.
 ensure_workspace() {
     workspace_exists "$1" && return 0
     printf '==> creating workspace %s (the customer'"'"'s own state)\n' "$1" >&2
-    tf_default workspace new "$1" >/dev/null
+    tf_default workspace new "$1" >/dev/null || return 1
+    if [[ -v KNOWN_WORKSPACES ]]; then
+        KNOWN_WORKSPACES+=$'\n'"$1"
+    fi
 }

@@ -11,6 +11,11 @@
 //! ends with its summary and leaves nothing locked; a second fleet run while one holds the lock is
 //! refused; bad input is named; and no password or DSN appears in any
 //! log or summary of any run.
+//!
+//! A second scenario keeps the customers' states in Terraform's `pg` backend (a database of the
+//! test's cluster, PG_CONN_STR), where fleet.sh cannot read state files and asks Terraform instead:
+//! plan, apply, drift and a rollout report the same statuses and facts, the backend's state lock is
+//! waited for, then refused, and released, and the conn_str's password appears nowhere.
 
 use std::fs;
 use std::io::Read;
@@ -40,6 +45,11 @@ const CUSTOMERS: [&str; 3] = [CANARY, BROKEN, THIRD];
 const CHOSEN_PASSWORD: &str = "Fleet 'chosen' $pass \\ word";
 /// How long the held migration sleeps: far longer than fleet.sh may take to end after the last Ctrl-C.
 const HELD_MIGRATION_SECS: u64 = 30;
+/// The pg backend's database and its owner, the role in PG_CONN_STR.
+const BACKEND_DATABASE: &str = "terraform_backend";
+const BACKEND_ROLE: &str = "terraform_backend";
+/// Letters and digits only, so that it goes into the conn_str URL as it is.
+const BACKEND_PASSWORD: &str = "BackendConnStr0nlyPassw0rd";
 
 /// The summary of one fleet.sh run, from `--json` (stdout) and its exit status.
 struct Run {
@@ -89,12 +99,71 @@ struct Fleet {
     extra_migrations: Option<PathBuf>,
     /// Every fleet.sh output, for the secrets check at the end.
     outputs: Vec<Output>,
+    /// PG_CONN_STR, when the states are in the pg backend: a secret like the others.
+    backend_conn_str: Option<String>,
 }
 
 impl Fleet {
     /// Three customers written by add-customer.sh (the committed example customers removed), the
     /// second made invalid: a plan the provider refuses.
     fn three_customers_one_broken(terraform: &Terraform) -> Fleet {
+        let fleet = Fleet::three_customers(terraform);
+        fleet.set_plan(BROKEN, "gold");
+        fleet
+    }
+
+    /// Three valid customers whose states live in Terraform's `pg` backend, in a database of the
+    /// test's cluster owned by a role of its own, as an operator's remote backend would be: a
+    /// `backend "pg" {}` block in the copy of examples/tenants, and PG_CONN_STR (with that role's
+    /// password) in every command's environment.
+    fn three_customers_in_pg_backend(terraform: &Terraform) -> Fleet {
+        let mut fleet = Fleet::three_customers(terraform);
+        let server = Db::with_config(fleet.cluster.config("postgres"));
+        server.batch(&format!(
+            "CREATE ROLE {BACKEND_ROLE} LOGIN PASSWORD '{BACKEND_PASSWORD}'"
+        ));
+        // Not in the same batch: CREATE DATABASE refuses to run inside a transaction block.
+        server.batch(&format!(
+            "CREATE DATABASE {BACKEND_DATABASE} OWNER {BACKEND_ROLE}"
+        ));
+        fs::write(
+            fleet.operator.example().join("backend.tf"),
+            "# The customers' states in PostgreSQL; the connection from PG_CONN_STR.\n\
+             terraform {\n  backend \"pg\" {}\n}\n",
+        )
+        .expect("write backend.tf");
+        let conn_str = format!(
+            "postgres://{BACKEND_ROLE}:{BACKEND_PASSWORD}@{}:{}/{BACKEND_DATABASE}?sslmode=disable",
+            fleet.cluster.host(),
+            fleet.cluster.port()
+        );
+        fleet.operator.add_env("PG_CONN_STR", conn_str.clone());
+        if fleet.operator.terraform_version().starts_with("1.0.") {
+            // Terraform 1.0.3's pg backend does not read PG_CONN_STR: the operator initialises the
+            // directory once with the conn_str (Terraform keeps it in .terraform/), and fleet.sh
+            // finds the directory initialised.
+            let init = fleet.operator.terraform_at(
+                &fleet.operator.example(),
+                None,
+                &[
+                    "init",
+                    "-input=false",
+                    "-no-color",
+                    &format!("-backend-config=conn_str={conn_str}"),
+                ],
+            );
+            // Its stderr only: the command line holds the conn_str.
+            assert!(
+                init.success(),
+                "terraform init with the pg backend:\n{}",
+                init.stderr
+            );
+        }
+        fleet.backend_conn_str = Some(conn_str);
+        fleet
+    }
+
+    fn three_customers(terraform: &Terraform) -> Fleet {
         let cluster = Cluster::start().expect("a PostgreSQL server of this test's own");
         let operator = Operator::new(terraform, cluster.pg_env());
         let customers_dir = operator.example().join("customers");
@@ -124,14 +193,13 @@ impl Fleet {
             let added = operator.run_script("add-customer.sh", &args, &[]);
             assert!(added.success(), "add-customer.sh {customer}:\n{added}");
         }
-        let fleet = Fleet {
+        Fleet {
             cluster,
             operator,
             extra_migrations: None,
             outputs: Vec::new(),
-        };
-        fleet.set_plan(BROKEN, "gold");
-        fleet
+            backend_conn_str: None,
+        }
     }
 
     fn tfvars(&self, customer: &str) -> PathBuf {
@@ -175,9 +243,15 @@ impl Fleet {
 
     /// `fleet.sh ARGS --json`, whatever its exit status.
     fn fleet(&mut self, args: &[&str]) -> Run {
+        self.fleet_with_env(args, &[])
+    }
+
+    /// `fleet.sh ARGS --json` with EXTRA in its environment, whatever its exit status.
+    fn fleet_with_env(&mut self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut all = args.to_vec();
         all.push("--json");
-        let command = self.command("./fleet.sh", &all);
+        let mut command = self.command("./fleet.sh", &all);
+        command.envs(extra.iter().copied());
         let output = run_with_timeout(command, default_timeout());
         assert!(!output.timed_out, "fleet.sh hung:\n{output}");
         self.run(output)
@@ -687,6 +761,265 @@ impl Fleet {
         }
     }
 
+    // --- the steps with the states in the pg backend -------------------------------------------
+
+    /// The rows of the customers' states in the pg backend (its `states` table).
+    fn backend_workspaces(&self) -> Vec<String> {
+        Db::with_config(self.cluster.config(BACKEND_DATABASE))
+            .query(
+                "SELECT name FROM terraform_remote_state.states ORDER BY name",
+                &[],
+            )
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    /// What the local backend's first steps show, with the states in PostgreSQL: a plan of three
+    /// new customers, their apply, and a plan with nothing pending, with the same figures and
+    /// versions (fleet.sh reads them through `terraform show` here, not from a state file).
+    fn pg_backend_plan_and_apply_report_as_the_local_one(&mut self) {
+        let latest = usualstore_schema::latest_version().to_string();
+        let plan = self.fleet(&["plan", "--parallel", "3"]);
+        assert_eq!(plan.output.code, Some(2), "{}", plan.output);
+        assert_eq!(plan.statuses(), statuses(["changes", "changes", "changes"]));
+        for customer in CUSTOMERS {
+            let row = plan.customer(customer);
+            assert_eq!(
+                (
+                    &row["add"],
+                    &row["change"],
+                    &row["destroy"],
+                    &row["drift"],
+                    row["schema_before"].as_str(),
+                    row["schema_after"].as_str()
+                ),
+                (
+                    &Value::from(2),
+                    &Value::from(0),
+                    &Value::from(0),
+                    &Value::from(0),
+                    Some("-"),
+                    Some(latest.as_str())
+                ),
+                "{customer}: a new customer, its tenant and one user to add:\n{}",
+                plan.output
+            );
+        }
+
+        let apply = self.fleet(&["apply", "--parallel", "3"]);
+        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["applied", "applied", "applied"])
+        );
+        for customer in CUSTOMERS {
+            let row = apply.customer(customer);
+            assert_eq!(
+                (
+                    &row["add"],
+                    row["schema_before"].as_str(),
+                    row["schema_after"].as_str()
+                ),
+                (&Value::from(2), Some("-"), Some(latest.as_str())),
+                "{customer}:\n{}",
+                apply.output
+            );
+            assert!(self.database_exists(customer), "{customer} is missing");
+        }
+        assert_eq!(
+            self.backend_workspaces(),
+            CUSTOMERS.map(str::to_owned),
+            "the customers' states are not (all) in the pg backend"
+        );
+        assert!(
+            !self.operator.example().join("terraform.tfstate.d").exists(),
+            "a local state was written beside the pg backend"
+        );
+
+        let plan = self.fleet(&["plan"]);
+        assert_eq!(plan.output.code, Some(0), "{}", plan.output);
+        assert_eq!(
+            plan.statuses(),
+            statuses(["no changes", "no changes", "no changes"])
+        );
+        for customer in CUSTOMERS {
+            let row = plan.customer(customer);
+            assert_eq!(
+                (
+                    row["schema_before"].as_str(),
+                    row["schema_after"].as_str(),
+                    &row["drift"]
+                ),
+                (
+                    Some(latest.as_str()),
+                    Some(latest.as_str()),
+                    &Value::from(0)
+                ),
+                "{customer}:\n{}",
+                plan.output
+            );
+        }
+    }
+
+    /// One new migration for everyone, planned and then applied by a plain apply (which plans
+    /// again): both report version N -> N+1, as the local backend's rollout does.
+    fn pg_backend_rollout_reports_the_versions_before_and_after(&mut self) {
+        crate::support::require_test_hooks();
+        let current = usualstore_schema::latest_version();
+        let dir = self.operator.tree().join("next-release-migrations");
+        fs::create_dir_all(&dir).expect("migrations directory");
+        fs::write(
+            dir.join(format!("{:04}_fleet_rollout.sql", current + 1)),
+            "CREATE TABLE public.fleet_rollout (id bigint);\n",
+        )
+        .expect("write the migration");
+        self.extra_migrations = Some(dir);
+        let before = current.to_string();
+        let after = (current + 1).to_string();
+
+        let plan = self.fleet(&["plan", "--parallel", "3"]);
+        let apply = self.fleet(&["apply", "--parallel", "3"]);
+        for (run, status, code) in [(&plan, "changes", 2), (&apply, "applied", 0)] {
+            assert_eq!(run.output.code, Some(code), "{}", run.output);
+            for customer in CUSTOMERS {
+                let row = run.customer(customer);
+                assert_eq!(
+                    (
+                        row["status"].as_str(),
+                        &row["change"],
+                        row["schema_before"].as_str(),
+                        row["schema_after"].as_str()
+                    ),
+                    (
+                        Some(status),
+                        &Value::from(1),
+                        Some(before.as_str()),
+                        Some(after.as_str())
+                    ),
+                    "{customer}:\n{}",
+                    run.output
+                );
+            }
+        }
+        for customer in CUSTOMERS {
+            assert_eq!(self.schema_version(customer), current + 1, "{customer}");
+        }
+    }
+
+    /// A migration that fails: the canary's apply fails and the rest are not attempted; the
+    /// version after is the one in the state, which the failure left as it was (not the plan's).
+    fn pg_backend_failed_apply_reports_the_version_in_the_state(&mut self) {
+        let dir = self
+            .extra_migrations
+            .clone()
+            .expect("the rollout step set the migrations directory");
+        let current = usualstore_schema::latest_version() + 1;
+        let failing = dir.join(format!("{:04}_fails.sql", current + 1));
+        fs::write(&failing, "SELECT 1 / 0;\n").expect("write the migration");
+        let apply = self.fleet(&["apply", "--max-failures", "1"]);
+        assert_eq!(apply.output.code, Some(1), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["failed", "not attempted", "not attempted"])
+        );
+        let canary = apply.customer(CANARY);
+        assert_eq!(
+            (
+                canary["schema_before"].as_str(),
+                canary["schema_after"].as_str()
+            ),
+            (
+                Some(current.to_string().as_str()),
+                Some(current.to_string().as_str())
+            ),
+            "{}",
+            apply.output
+        );
+        assert_eq!(self.schema_version(CANARY), current);
+        // Withdrawn, as a broken release would be. Terraform saved the outputs of the failed apply
+        // as planned (schema_version N+1 though the tenant stayed at N), so the canary has output
+        // changes to apply, nothing else; then everyone is converged again.
+        fs::remove_file(&failing).expect("remove the failing migration");
+        let apply = self.fleet(&["apply", "--parallel", "3"]);
+        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
+        assert_eq!(
+            apply.statuses(),
+            statuses(["applied", "unchanged", "unchanged"])
+        );
+        let canary = apply.customer(CANARY);
+        assert_eq!(
+            (&canary["add"], &canary["change"], &canary["destroy"]),
+            (&Value::from(0), &Value::from(0), &Value::from(0)),
+            "{}",
+            apply.output
+        );
+    }
+
+    /// The pg backend locks a state with an advisory lock on its row: while the test holds the
+    /// canary's, fleet.sh's terraform waits USUALSTORE_LOCK_TIMEOUT for it and then fails that
+    /// customer alone; once the lock is let go the next plan goes through, and no fleet run leaves
+    /// a lock behind.
+    fn pg_backend_state_lock_is_honoured_and_released(&mut self) {
+        let backend = Db::with_config(self.cluster.config(BACKEND_DATABASE));
+        let held: bool = backend
+            .query_one(
+                "SELECT pg_catalog.pg_try_advisory_lock(id) \
+                 FROM terraform_remote_state.states WHERE name = $1",
+                &[&CANARY],
+            )
+            .get(0);
+        assert!(
+            held,
+            "the canary's state was locked before the test took its lock"
+        );
+        let lock_timeout_secs = 3;
+        let lock_timeout = format!("{lock_timeout_secs}s");
+        let plan = self.fleet_with_env(
+            &["plan", "--parallel", "3"],
+            &[("USUALSTORE_LOCK_TIMEOUT", lock_timeout.as_str())],
+        );
+        assert_eq!(plan.output.code, Some(1), "{}", plan.output);
+        assert_eq!(
+            plan.statuses(),
+            statuses(["error", "no changes", "no changes"])
+        );
+        let canary = plan.customer(CANARY);
+        let error = canary["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("Error acquiring the state lock"),
+            "{error:?}\n{}",
+            plan.output
+        );
+        assert!(
+            canary["seconds"].as_f64().unwrap_or_default() >= f64::from(lock_timeout_secs),
+            "the canary's plan did not wait {lock_timeout} for the lock:\n{}",
+            plan.output
+        );
+
+        let released: bool = backend
+            .query_one(
+                "SELECT pg_catalog.pg_advisory_unlock(id) \
+                 FROM terraform_remote_state.states WHERE name = $1",
+                &[&CANARY],
+            )
+            .get(0);
+        assert!(released);
+        let plan = self.fleet(&["plan", "--parallel", "3"]);
+        assert_eq!(plan.output.code, Some(0), "{}", plan.output);
+        // Terraform's sessions are gone once fleet.sh ended, and with them any lock they held;
+        // count what is still held on the backend's database, by anyone.
+        let locks: i64 = backend
+            .query_one(
+                "SELECT count(*) FROM pg_catalog.pg_locks l \
+                 JOIN pg_catalog.pg_database d ON d.oid = l.database \
+                 WHERE l.locktype = 'advisory' AND d.datname = $1",
+                &[&BACKEND_DATABASE],
+            )
+            .get(0);
+        assert_eq!(locks, 0, "a state lock was left in the pg backend");
+    }
+
     /// No password or DSN in anything fleet.sh printed or wrote, saved plans aside (Terraform's
     /// plan files hold the configuration's values; the run directory is private for that reason).
     fn no_secret_in_any_log_or_summary(&self) {
@@ -694,6 +1027,10 @@ impl Fleet {
             CHOSEN_PASSWORD.to_owned(),
             self.cluster.superuser_password().to_owned(),
         ];
+        if let Some(conn_str) = &self.backend_conn_str {
+            secrets.push(BACKEND_PASSWORD.to_owned());
+            secrets.push(conn_str.clone());
+        }
         for customer in CUSTOMERS {
             for (_, dsn) in self
                 .operator
@@ -920,6 +1257,36 @@ fn fleet_rollout(terraform: &Terraform) {
         "fleet.sh with Terraform {version}: {:.0?}",
         started.elapsed()
     ));
+}
+
+/// The customers' states in the pg backend: the same statuses and facts as with the local state
+/// files, the backend's lock honoured and released, no secret (PG_CONN_STR's password included)
+/// in any output.
+fn fleet_in_pg_backend(terraform: &Terraform) {
+    let started = Instant::now();
+    let mut fleet = Fleet::three_customers_in_pg_backend(terraform);
+    let version = fleet.operator.terraform_version().to_owned();
+    fleet.pg_backend_plan_and_apply_report_as_the_local_one();
+    fleet.drift_is_reported_and_repaired();
+    fleet.pg_backend_rollout_reports_the_versions_before_and_after();
+    fleet.pg_backend_failed_apply_reports_the_version_in_the_state();
+    fleet.pg_backend_state_lock_is_honoured_and_released();
+    fleet.no_secret_in_any_log_or_summary();
+    fleet.cluster.stop().expect("stop the server");
+    loud_note(&format!(
+        "fleet.sh with the pg backend, Terraform {version}: {:.0?}",
+        started.elapsed()
+    ));
+}
+
+#[test]
+fn fleet_in_pg_backend_with_terraform_1_11() {
+    crate::support::with_terraform(Terraform::v1_11, "1.11", fleet_in_pg_backend);
+}
+
+#[test]
+fn fleet_in_pg_backend_with_terraform_1_0() {
+    crate::support::with_terraform(Terraform::v1_0, "1.0.3", fleet_in_pg_backend);
 }
 
 #[test]

@@ -178,6 +178,12 @@ impl Operator {
         &self.env
     }
 
+    /// Adds KEY=VALUE to the operator's environment, for every later command (a backend's
+    /// settings, say).
+    pub fn add_env(&mut self, key: &str, value: String) {
+        self.env.push((key.to_owned(), value));
+    }
+
     /// Runs PROGRAM (a path relative to the example) in the example with the operator's
     /// environment plus EXTRA, no stdin, whatever its exit status.
     pub fn run_script(&self, program: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
