@@ -246,6 +246,14 @@ impl Fleet {
         self.fleet_with_env(args, &[])
     }
 
+    /// `fleet.sh apply --parallel 3`, which must succeed with these statuses, customer by customer.
+    fn apply_all_expecting(&mut self, expected: [&str; 3]) -> Run {
+        let apply = self.fleet(&["apply", "--parallel", "3"]);
+        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
+        assert_eq!(apply.statuses(), statuses(expected));
+        apply
+    }
+
     /// `fleet.sh ARGS --json` with EXTRA in its environment, whatever its exit status.
     fn fleet_with_env(&mut self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut all = args.to_vec();
@@ -436,12 +444,7 @@ impl Fleet {
             (&third["drift"], &third["change"]),
             (&Value::from(1), &Value::from(1))
         );
-        let apply = self.fleet(&["apply", "--parallel", "3"]);
-        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
-        assert_eq!(
-            apply.statuses(),
-            statuses(["unchanged", "unchanged", "applied"])
-        );
+        let apply = self.apply_all_expecting(["unchanged", "unchanged", "applied"]);
         // Read from the plan's text this time (no terraform show): the same figures.
         let third = apply.customer(THIRD);
         assert_eq!(
@@ -703,12 +706,7 @@ impl Fleet {
                 plan.output
             );
         }
-        let apply = self.fleet(&["apply", "--parallel", "3"]);
-        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
-        assert_eq!(
-            apply.statuses(),
-            statuses(["applied", "applied", "applied"])
-        );
+        self.apply_all_expecting(["applied", "applied", "applied"]);
         for customer in CUSTOMERS {
             assert_eq!(self.schema_version(customer), held, "{customer}");
         }
@@ -807,12 +805,7 @@ impl Fleet {
             );
         }
 
-        let apply = self.fleet(&["apply", "--parallel", "3"]);
-        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
-        assert_eq!(
-            apply.statuses(),
-            statuses(["applied", "applied", "applied"])
-        );
+        let apply = self.apply_all_expecting(["applied", "applied", "applied"]);
         for customer in CUSTOMERS {
             let row = apply.customer(customer);
             assert_eq!(
@@ -941,12 +934,7 @@ impl Fleet {
         // as planned (schema_version N+1 though the tenant stayed at N), so the canary has output
         // changes to apply, nothing else; then everyone is converged again.
         fs::remove_file(&failing).expect("remove the failing migration");
-        let apply = self.fleet(&["apply", "--parallel", "3"]);
-        assert_eq!(apply.output.code, Some(0), "{}", apply.output);
-        assert_eq!(
-            apply.statuses(),
-            statuses(["applied", "unchanged", "unchanged"])
-        );
+        let apply = self.apply_all_expecting(["applied", "unchanged", "unchanged"]);
         let canary = apply.customer(CANARY);
         assert_eq!(
             (&canary["add"], &canary["change"], &canary["destroy"]),
