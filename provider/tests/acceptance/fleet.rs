@@ -82,6 +82,29 @@ impl Run {
     fn dir(&self) -> PathBuf {
         PathBuf::from(self.summary["run"].as_str().unwrap_or_default())
     }
+
+    /// A plan that exited 0 with nothing to do for any customer: each at `version` before and
+    /// after, and no drift.
+    fn assert_all_settled_at(&self, version: &str) {
+        assert_eq!(self.output.code, Some(0), "{}", self.output);
+        assert_eq!(
+            self.statuses(),
+            statuses(["no changes", "no changes", "no changes"])
+        );
+        for customer in CUSTOMERS {
+            let row = self.customer(customer);
+            assert_eq!(
+                (
+                    row["schema_before"].as_str(),
+                    row["schema_after"].as_str(),
+                    &row["drift"]
+                ),
+                (Some(version), Some(version), &Value::from(0)),
+                "{customer}:\n{}",
+                self.output
+            );
+        }
+    }
 }
 
 fn statuses(expected: [&str; 3]) -> Vec<(String, String)> {
@@ -246,6 +269,22 @@ impl Fleet {
         self.fleet_with_env(args, &[])
     }
 
+    /// `sql` as the next release's migration (the embedded ones plus one), through the test hook
+    /// every later command of the scenario runs with; returns the embedded latest version.
+    fn next_release_migration(&mut self, sql: &str) -> i32 {
+        crate::support::require_test_hooks();
+        let current = usualstore_schema::latest_version();
+        let dir = self.operator.tree().join("next-release-migrations");
+        fs::create_dir_all(&dir).expect("migrations directory");
+        fs::write(
+            dir.join(format!("{:04}_fleet_rollout.sql", current + 1)),
+            sql,
+        )
+        .expect("write the migration");
+        self.extra_migrations = Some(dir);
+        current
+    }
+
     /// `fleet.sh apply --parallel 3`, which must succeed with these statuses, customer by customer.
     fn apply_all_expecting(&mut self, expected: [&str; 3]) -> Run {
         let apply = self.fleet(&["apply", "--parallel", "3"]);
@@ -402,28 +441,7 @@ impl Fleet {
             assert!(self.database_exists(customer), "{customer} is missing");
         }
         let plan = self.fleet(&["plan", "--parallel", "3"]);
-        assert_eq!(plan.output.code, Some(0), "{}", plan.output);
-        assert_eq!(
-            plan.statuses(),
-            statuses(["no changes", "no changes", "no changes"])
-        );
-        let current = usualstore_schema::latest_version().to_string();
-        for customer in CUSTOMERS {
-            let row = plan.customer(customer);
-            assert_eq!(
-                (
-                    row["schema_before"].as_str(),
-                    row["schema_after"].as_str(),
-                    &row["drift"]
-                ),
-                (
-                    Some(current.as_str()),
-                    Some(current.as_str()),
-                    &Value::from(0)
-                ),
-                "{customer}"
-            );
-        }
+        plan.assert_all_settled_at(&usualstore_schema::latest_version().to_string());
         // The chosen password from the secrets file is the one in force.
         let dsns = self.operator.dsns(CANARY);
         assert_eq!(dsn_password(&dsns[CANARY]["anchor_ops"]), CHOSEN_PASSWORD);
@@ -455,16 +473,9 @@ impl Fleet {
 
     /// A new migration for everyone: planned, reviewed, applied from exactly those plans.
     fn rollout_applies_exactly_the_saved_plans(&mut self) {
-        crate::support::require_test_hooks();
-        let current = usualstore_schema::latest_version();
-        let dir = self.operator.tree().join("next-release-migrations");
-        fs::create_dir_all(&dir).expect("migrations directory");
-        fs::write(
-            dir.join(format!("{:04}_fleet_rollout.sql", current + 1)),
+        let current = self.next_release_migration(
             "CREATE TABLE public.fleet_rollout (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);\n",
-        )
-        .expect("write the migration");
-        self.extra_migrations = Some(dir);
+        );
 
         let plan = self.fleet(&["plan"]);
         assert_eq!(plan.output.code, Some(2), "{}", plan.output);
@@ -831,43 +842,14 @@ impl Fleet {
         );
 
         let plan = self.fleet(&["plan"]);
-        assert_eq!(plan.output.code, Some(0), "{}", plan.output);
-        assert_eq!(
-            plan.statuses(),
-            statuses(["no changes", "no changes", "no changes"])
-        );
-        for customer in CUSTOMERS {
-            let row = plan.customer(customer);
-            assert_eq!(
-                (
-                    row["schema_before"].as_str(),
-                    row["schema_after"].as_str(),
-                    &row["drift"]
-                ),
-                (
-                    Some(latest.as_str()),
-                    Some(latest.as_str()),
-                    &Value::from(0)
-                ),
-                "{customer}:\n{}",
-                plan.output
-            );
-        }
+        plan.assert_all_settled_at(&latest);
     }
 
     /// One new migration for everyone, planned and then applied by a plain apply (which plans
     /// again): both report version N -> N+1, as the local backend's rollout does.
     fn pg_backend_rollout_reports_the_versions_before_and_after(&mut self) {
-        crate::support::require_test_hooks();
-        let current = usualstore_schema::latest_version();
-        let dir = self.operator.tree().join("next-release-migrations");
-        fs::create_dir_all(&dir).expect("migrations directory");
-        fs::write(
-            dir.join(format!("{:04}_fleet_rollout.sql", current + 1)),
-            "CREATE TABLE public.fleet_rollout (id bigint);\n",
-        )
-        .expect("write the migration");
-        self.extra_migrations = Some(dir);
+        let current =
+            self.next_release_migration("CREATE TABLE public.fleet_rollout (id bigint);\n");
         let before = current.to_string();
         let after = (current + 1).to_string();
 
