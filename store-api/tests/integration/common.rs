@@ -133,6 +133,21 @@ impl Tenant {
         client
     }
 
+    /// Another session holding widget `id`'s row lock (`FOR UPDATE`), so that an order for it
+    /// waits; [`RowLock::release`] rolls back.
+    pub async fn lock_widget(&self, id: i64) -> RowLock {
+        let client = self.superuser().await;
+        client.batch_execute("BEGIN").await.expect("begin");
+        client
+            .execute(
+                "SELECT 1 FROM public.widgets WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await
+            .expect("lock the widget's row");
+        RowLock(client)
+    }
+
     /// A plain SQL session as the tenant's login of `kind`: what anyone holding that login's
     /// DSN can do, store-api or not.
     pub async fn login_session(&self, kind: &str) -> Client {
@@ -573,4 +588,13 @@ pub fn unique_dir(prefix: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name(prefix));
     std::fs::create_dir_all(&dir).expect("create test directory");
     dir
+}
+
+/// A session holding a row lock, from [`Tenant::lock_widget`].
+pub struct RowLock(Client);
+
+impl RowLock {
+    pub async fn release(self) {
+        self.0.batch_execute("ROLLBACK").await.expect("rollback");
+    }
 }

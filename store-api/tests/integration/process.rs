@@ -200,14 +200,7 @@ async fn sigterm_drains_requests_in_flight_and_logs_carry_no_secrets() {
         .unwrap();
 
     // Hold the widget's row so the order is still running when SIGTERM arrives.
-    let mut locker = tenant.superuser().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.execute(
-        "SELECT 1 FROM public.widgets WHERE id = $1 FOR UPDATE",
-        &[&widget],
-    )
-    .await
-    .unwrap();
+    let lock = tenant.lock_widget(widget).await;
     let order_token = token.clone();
     let in_flight = tokio::spawn(async move {
         call(
@@ -236,7 +229,7 @@ async fn sigterm_drains_requests_in_flight_and_logs_carry_no_secrets() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still accepting connections after SIGTERM"
     );
-    lock.rollback().await.unwrap();
+    lock.release().await;
 
     let order = in_flight.await.unwrap();
     assert_eq!(order.status, 201, "{}", order.text);

@@ -143,15 +143,7 @@ async fn a_blocked_request_ends_at_the_timeout() {
     ))
     .await;
     // Another session holds the widget's row lock: the order waits for it.
-    let mut locker = shop.tenant.superuser().await;
-    let transaction = locker.transaction().await.unwrap();
-    transaction
-        .execute(
-            "SELECT 1 FROM public.widgets WHERE id = $1 FOR UPDATE",
-            &[&widget],
-        )
-        .await
-        .unwrap();
+    let lock = shop.tenant.lock_widget(widget).await;
     let started = Instant::now();
     let reply = app
         .post(
@@ -171,7 +163,7 @@ async fn a_blocked_request_ends_at_the_timeout() {
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
         "{waited:?}"
     );
-    transaction.rollback().await.unwrap();
+    lock.release().await;
     // The abandoned statement did not leave anything behind or poison the pool.
     assert_eq!(shop.tenant.count("orders").await, 0);
     let widget_now = app.get(&format!("/api/widgets/{widget}"), None).await;

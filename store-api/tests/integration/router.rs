@@ -129,6 +129,15 @@ async fn three() -> (Tenant, Tenant, Tenant) {
     )
 }
 
+/// [`three`], each with an admin application user `email` (the same password everywhere).
+async fn three_with_admin(email: &str) -> (Tenant, Tenant, Tenant) {
+    let (a, b, c) = three().await;
+    for tenant in [&a, &b, &c] {
+        tenant.add_user(email, "admin").await;
+    }
+    (a, b, c)
+}
+
 /// A tenants file serving a, b and c as a.example, b.example and c.example with admin DSNs.
 fn admin_hosts(a: &Tenant, b: &Tenant, c: &Tenant) -> String {
     tenants_json(&[
@@ -286,11 +295,8 @@ async fn each_host_serves_its_tenant_and_unknown_hosts_get_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_throttles_pools_and_metrics_belong_to_one_tenant() {
-    let (a, b, c) = three().await;
     // The same e-mail has an account in every tenant, with the same password.
-    for tenant in [&a, &b, &c] {
-        tenant.add_user("same@example.com", "admin").await;
-    }
+    let (a, b, c) = three_with_admin("same@example.com").await;
     let file = admin_hosts(&a, &b, &c);
     let router = Router::start(&file, &[("SIGNIN_FAILURES_PER_EMAIL", "3")]).await;
 
@@ -562,10 +568,7 @@ async fn pools_fit_the_plan_and_idle_tenants_give_their_connections_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_listeners_hold_places_in_the_budget_and_close_with_their_tenant() {
-    let (a, b, c) = three().await;
-    for tenant in [&a, &b, &c] {
-        tenant.add_user("admin@example.com", "admin").await;
-    }
+    let (a, b, c) = three_with_admin("admin@example.com").await;
     let file = admin_hosts(&a, &b, &c);
     // Room for one tenant's pool (2) and listener, and a little of another's.
     let router = Router::start(
@@ -685,14 +688,7 @@ async fn reloads_swap_the_map_without_dropping_requests_in_flight() {
     );
 
     // An order at A waits on a locked row while the map changes under it.
-    let mut locker = a.superuser().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.execute(
-        "SELECT 1 FROM public.widgets WHERE id = $1 FOR UPDATE",
-        &[&widget],
-    )
-    .await
-    .unwrap();
+    let lock = a.lock_widget(widget).await;
     let in_flight = tokio::spawn({
         let addr = router.app.addr;
         let token = token.clone();
@@ -773,7 +769,7 @@ async fn reloads_swap_the_map_without_dropping_requests_in_flight() {
     write.expect_error(403, "database_permission_denied");
 
     // The order that was running at A finishes on the state it started with.
-    lock.rollback().await.unwrap();
+    lock.release().await;
     let order = in_flight.await.unwrap();
     assert_eq!(order.status, 201, "{}", order.text);
     // A's token is valid at its new host name: same database, new state.
