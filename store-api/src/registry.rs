@@ -376,39 +376,45 @@ impl Evict for Registry {
                 .filter(|state| &*state.key != except)
         };
         let used = |state: &&AppState| state.last_used_ms.load(Ordering::Relaxed);
-        let (state, closed, what) = match others()
-            .filter(|s| s.pool.status().available > 0)
-            .min_by_key(used)
-        {
-            Some(state) => (state, state.close_idle_pooled(), "idle"),
-            None => match others()
-                .filter(|s| s.shared.holds_unused())
-                .min_by_key(used)
-            {
-                Some(state) => (state, state.close_idle(), "shared"),
-                // A token listener alone: its tenant falls back to the cache's second until its
-                // next token look-up opens one again.
-                None => match others()
-                    .filter(|s| s.listener.is_listening())
-                    .min_by_key(used)
-                {
-                    Some(state) => (state, state.listener.stop(), "token listener"),
-                    None => match others().filter(|s| s.shared.holds_any()).min_by_key(used) {
-                        Some(state) => (state, state.close_idle(), "shared, in use"),
-                        None => return 0,
-                    },
-                },
-            },
-        };
-        tracing::debug!(
-            tenant = %state.tenant.get(),
-            host = %state.key,
-            closed,
-            what,
-            for_host = except,
-            "closed the least recently used tenant's connections for another tenant"
-        );
-        closed
+        // What a tenant holds that can go, in the order it is given up: (what, whether the
+        // tenant holds it, closing it).
+        type Tier = (&'static str, fn(&AppState) -> bool, fn(&AppState) -> usize);
+        let tiers: [Tier; 4] = [
+            (
+                "idle",
+                |s| s.pool.status().available > 0,
+                |s| s.close_idle_pooled(),
+            ),
+            ("shared", |s| s.shared.holds_unused(), |s| s.close_idle()),
+            // A token listener alone: its tenant falls back to the cache's second until its
+            // next token look-up opens one again.
+            (
+                "token listener",
+                |s| s.listener.is_listening(),
+                |s| s.listener.stop(),
+            ),
+            (
+                "shared, in use",
+                |s| s.shared.holds_any(),
+                |s| s.close_idle(),
+            ),
+        ];
+        for (what, holds, close) in tiers {
+            let Some(state) = others().filter(|s| holds(s)).min_by_key(used) else {
+                continue;
+            };
+            let closed = close(state);
+            tracing::debug!(
+                tenant = %state.tenant.get(),
+                host = %state.key,
+                closed,
+                what,
+                for_host = except,
+                "closed the least recently used tenant's connections for another tenant"
+            );
+            return closed;
+        }
+        0
     }
 }
 
